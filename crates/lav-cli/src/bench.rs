@@ -1,0 +1,214 @@
+//! `lav bench`: prefill and decode speed, measured as `bench/vs-llamacpp.sh` expects
+//! (decode = 64 greedy tokens after the robot chat prompt; prefill = 256 tokens),
+//! with capture-on vs capture-off and, optionally, candle's own `quantized_llama` on
+//! the same file in the same process as a reference.
+
+use crate::{Global, resolve};
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+use lav_model::sampler::argmax;
+use lav_model::{Capture, ChatMessage, Llama, Logits, Tokenizer, WeightFormat, chat_prompt};
+use serde::Serialize;
+use std::time::Instant;
+
+/// The decode prompt of the issue's speed table.
+pub const ROBOT_PROMPT: &str = "Write a short story about a robot learning to paint.";
+/// Text the prefill batch is cut from.
+const PREFILL_TEXT: &str = "The history of computing is a story of people finding ways to make machines do arithmetic faster. \
+Early mechanical calculators used gears and levers, while modern processors switch billions of transistors every second. \
+Each generation of hardware changed which programs were practical to write, and each new kind of program asked for new hardware. ";
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Prompt tokens for the prefill measurement.
+    #[arg(long, default_value_t = 256)]
+    prefill: usize,
+    /// Greedy tokens for the decode measurement.
+    #[arg(long, default_value_t = 64)]
+    decode: usize,
+    /// Timed repetitions; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Also run candle's quantized_llama on the same file as an in-process reference.
+    #[arg(long)]
+    vs_candle: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    model: String,
+    weights: String,
+    kernel: String,
+    threads: usize,
+    prefill_tokens: usize,
+    decode_tokens: usize,
+    decode_prompt_tokens: usize,
+    prefill_tok_s: f64,
+    decode_tok_s: f64,
+    capture_decode_tok_s: f64,
+    /// Time with capture on over time with it off (target ≤ 2).
+    capture_cost_ratio: f64,
+    greedy_ids: Vec<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candle: Option<Reference>,
+}
+
+#[derive(Serialize)]
+struct Reference {
+    prefill_tok_s: f64,
+    decode_tok_s: f64,
+    greedy_ids: Vec<u32>,
+    /// lav over candle.
+    prefill_ratio: f64,
+    decode_ratio: f64,
+}
+
+pub fn prefill_ids(tok: &Tokenizer, n: usize) -> Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        ids.extend(tok.encode(PREFILL_TEXT)?);
+    }
+    ids.truncate(n);
+    Ok(ids)
+}
+
+fn best<F: FnMut() -> Result<f64>>(repeats: usize, mut f: F) -> Result<f64> {
+    let mut b = f64::INFINITY;
+    for _ in 0..repeats.max(1) {
+        b = b.min(f()?);
+    }
+    Ok(b)
+}
+
+/// Seconds for `n` greedy decode steps after `prompt`, and the ids chosen.
+fn lav_decode(model: &Llama, prompt: &[u32], n: usize, capture: bool) -> Result<(f64, Vec<u32>)> {
+    let mut cache = model.new_cache();
+    let mut next = argmax(&model.next_logits(prompt, &mut cache)?).0;
+    let mut ids = vec![next];
+    let t = Instant::now();
+    for _ in 0..n {
+        let logits = if capture {
+            let mut cap = Capture::new();
+            model.forward(&[next], &mut cache, Logits::Last, Some(&mut cap))?
+        } else {
+            model.forward(&[next], &mut cache, Logits::Last, None)?
+        };
+        next = argmax(&logits.squeeze(0)?.to_vec1::<f32>()?).0;
+        ids.push(next);
+    }
+    Ok((t.elapsed().as_secs_f64(), ids))
+}
+
+pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
+    let (model, tok) = resolve::model(g, format)?;
+    let prompt = tok.encode(&chat_prompt(&[ChatMessage::new("user", ROBOT_PROMPT)], true))?;
+    let pre = prefill_ids(&tok, a.prefill)?;
+
+    // Warm-up: page in weights, start the thread pool.
+    model.next_logits(&pre[..pre.len().min(16)], &mut model.new_cache())?;
+
+    let prefill_s = best(a.repeats, || {
+        let mut cache = model.new_cache();
+        let t = Instant::now();
+        model.next_logits(&pre, &mut cache)?;
+        Ok(t.elapsed().as_secs_f64())
+    })?;
+    let mut ids = Vec::new();
+    let decode_s = best(a.repeats, || {
+        let (s, i) = lav_decode(&model, &prompt, a.decode, false)?;
+        ids = i;
+        Ok(s)
+    })?;
+    let capture_s = best(a.repeats, || Ok(lav_decode(&model, &prompt, a.decode, true)?.0))?;
+
+    let mut r = Report {
+        model: model.config.name.clone(),
+        weights: format.label().into(),
+        kernel: lav_model::quant::Kernel::detect().name().into(),
+        threads: lav_model::threads(),
+        prefill_tokens: pre.len(),
+        decode_tokens: a.decode,
+        decode_prompt_tokens: prompt.len(),
+        prefill_tok_s: pre.len() as f64 / prefill_s,
+        decode_tok_s: a.decode as f64 / decode_s,
+        capture_decode_tok_s: a.decode as f64 / capture_s,
+        capture_cost_ratio: capture_s / decode_s,
+        greedy_ids: ids,
+        candle: None,
+    };
+    if a.vs_candle {
+        let path = resolve::gguf_path(g)?;
+        r.candle = Some(candle_reference(&path, &pre, &prompt, a.decode, &r)?);
+    }
+
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} | weights: {} | kernel {} | {} threads",
+            r.model, r.weights, r.kernel, r.threads
+        );
+        println!("prefill  {:>8.1} tok/s  ({} tokens)", r.prefill_tok_s, r.prefill_tokens);
+        println!(
+            "decode   {:>8.1} tok/s  ({} greedy tokens after a {}-token chat prompt)",
+            r.decode_tok_s, r.decode_tokens, r.decode_prompt_tokens
+        );
+        println!(
+            "capture  {:>8.1} tok/s  decode with capture on: {:.2}x the time of capture off",
+            r.capture_decode_tok_s, r.capture_cost_ratio
+        );
+        let first: Vec<String> = r.greedy_ids.iter().take(6).map(u32::to_string).collect();
+        println!("greedy ids: {}, ...", first.join(", "));
+        if let Some(c) = &r.candle {
+            println!(
+                "candle quantized_llama (same file, same process): prefill {:.1} tok/s, decode {:.1} tok/s",
+                c.prefill_tok_s, c.decode_tok_s
+            );
+            println!(
+                "lav / candle: prefill {:.2}x, decode {:.2}x",
+                c.prefill_ratio, c.decode_ratio
+            );
+        }
+    }
+    Ok(())
+}
+
+fn candle_reference(
+    path: &std::path::Path,
+    pre: &[u32],
+    prompt: &[u32],
+    n: usize,
+    lav: &Report,
+) -> Result<Reference> {
+    use candle_transformers::models::quantized_llama::ModelWeights;
+    let dev = Device::Cpu;
+    let mut file = std::fs::File::open(path)?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file)?;
+    let mut m = ModelWeights::from_gguf(content, &mut file, &dev)?;
+    let run = |m: &mut ModelWeights, ids: &[u32], pos: usize| -> Result<Vec<f32>> {
+        let x = Tensor::new(ids, &dev)?.unsqueeze(0)?;
+        Ok(m.forward(&x, pos)?.squeeze(0)?.to_vec1::<f32>()?)
+    };
+    let t = Instant::now();
+    run(&mut m, pre, 0)?;
+    let prefill_s = t.elapsed().as_secs_f64();
+    let mut next = argmax(&run(&mut m, prompt, 0)?).0;
+    let mut ids = vec![next];
+    let t = Instant::now();
+    for i in 0..n {
+        next = argmax(&run(&mut m, &[next], prompt.len() + i)?).0;
+        ids.push(next);
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    let prefill = pre.len() as f64 / prefill_s;
+    let decode = n as f64 / decode_s;
+    Ok(Reference {
+        prefill_tok_s: prefill,
+        decode_tok_s: decode,
+        greedy_ids: ids,
+        prefill_ratio: lav.prefill_tok_s / prefill,
+        decode_ratio: lav.decode_tok_s / decode,
+    })
+}

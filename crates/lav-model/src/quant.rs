@@ -1,0 +1,498 @@
+//! GGML block formats and the integer dot products that llama.cpp computes with.
+//!
+//! The stored SmolLM2 weights are Q4_1 (token embeddings Q8_0). llama.cpp does not
+//! dequantize them: it quantizes each activation row to Q8_1 (or Q8_0) per 32-value
+//! block and takes an integer dot product per block, then scales. We do the same, in
+//! the same order, so our answers are the stored model's answers.
+//!
+//! Every kernel has a portable version and SIMD versions (AVX2 on x86-64, picked at
+//! run time; NEON on aarch64). They give bit-identical results: the integer part is
+//! exact, and the float part follows one fixed order, the one llama.cpp's AVX2 code
+//! uses (8 lanes of 4-value partial sums, fused multiply-add, then a pairwise
+//! horizontal sum).
+
+use half::f16;
+
+/// Values per block for every format here.
+pub const QK: usize = 32;
+
+/// 32 weights as 4-bit unsigned values with a scale and a minimum: `w = d * q + m`.
+/// Element `j < 16` is the low nibble of `qs[j]`, element `16 + j` the high nibble.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ4_1 {
+    pub d: f16,
+    pub m: f16,
+    pub qs: [u8; QK / 2],
+}
+
+/// 32 values as signed bytes with a scale: `x = d * q`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ8_0 {
+    pub d: f16,
+    pub qs: [i8; QK],
+}
+
+/// Like [`BlockQ8_0`], plus `s = d * sum(q)` so a Q4_1 minimum costs one multiply.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ8_1 {
+    pub d: f16,
+    pub s: f16,
+    pub qs: [i8; QK],
+}
+
+impl Default for BlockQ8_1 {
+    fn default() -> Self {
+        Self {
+            d: f16::ZERO,
+            s: f16::ZERO,
+            qs: [0; QK],
+        }
+    }
+}
+
+impl Default for BlockQ8_0 {
+    fn default() -> Self {
+        Self {
+            d: f16::ZERO,
+            qs: [0; QK],
+        }
+    }
+}
+
+/// A block type stored in GGUF byte order.
+pub trait Block: Copy + Send + Sync + 'static {
+    /// Bytes per block in the file.
+    const BYTES: usize;
+    fn from_bytes(b: &[u8]) -> Self;
+    fn dequantize(&self, out: &mut [f32]);
+}
+
+fn f16_at(b: &[u8], i: usize) -> f16 {
+    f16::from_le_bytes([b[i], b[i + 1]])
+}
+
+impl Block for BlockQ4_1 {
+    const BYTES: usize = 20;
+    fn from_bytes(b: &[u8]) -> Self {
+        let mut qs = [0u8; 16];
+        qs.copy_from_slice(&b[4..20]);
+        Self {
+            d: f16_at(b, 0),
+            m: f16_at(b, 2),
+            qs,
+        }
+    }
+    fn dequantize(&self, out: &mut [f32]) {
+        let (d, m) = (self.d.to_f32(), self.m.to_f32());
+        for j in 0..16 {
+            out[j] = (self.qs[j] & 0x0F) as f32 * d + m;
+            out[j + 16] = (self.qs[j] >> 4) as f32 * d + m;
+        }
+    }
+}
+
+impl Block for BlockQ8_0 {
+    const BYTES: usize = 34;
+    fn from_bytes(b: &[u8]) -> Self {
+        let mut qs = [0i8; 32];
+        for (q, &v) in qs.iter_mut().zip(&b[2..34]) {
+            *q = v as i8;
+        }
+        Self { d: f16_at(b, 0), qs }
+    }
+    fn dequantize(&self, out: &mut [f32]) {
+        let d = self.d.to_f32();
+        for (o, &q) in out.iter_mut().zip(&self.qs) {
+            *o = q as f32 * d;
+        }
+    }
+}
+
+/// Reads a whole tensor's bytes into blocks. `bytes.len()` must be a multiple of
+/// the block size; the loader checks shapes before calling.
+pub fn blocks_from_bytes<B: Block>(bytes: &[u8]) -> Vec<B> {
+    bytes.chunks_exact(B::BYTES).map(B::from_bytes).collect()
+}
+
+/// Quantizes 32 floats the way llama.cpp's x86 code does: scale by `127 / amax`,
+/// round half to even.
+#[inline]
+fn quantize_block_i8(x: &[f32], qs: &mut [i8; QK]) -> (f32, i32) {
+    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(x) {
+        let r = (v * id).round_ties_even() as i32;
+        *q = r as i8;
+        sum += r;
+    }
+    (d, sum)
+}
+
+/// Activation row to Q8_1 blocks. `x.len() == 32 * y.len()`.
+pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
+    for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
+        let (d, sum) = quantize_block_i8(xb, &mut yb.qs);
+        yb.d = f16::from_f32(d);
+        yb.s = f16::from_f32(d * sum as f32);
+    }
+}
+
+/// Activation row to Q8_0 blocks. `x.len() == 32 * y.len()`.
+pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
+    for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
+        let (d, _) = quantize_block_i8(xb, &mut yb.qs);
+        yb.d = f16::from_f32(d);
+    }
+}
+
+/// Re-quantizes floats to Q8_0 weights (used by the labelled `--weights q8_0` switch).
+pub fn quantize_weights_q8_0(x: &[f32]) -> Vec<BlockQ8_0> {
+    let mut y = vec![BlockQ8_0::default(); x.len() / QK];
+    quantize_row_q8_0(x, &mut y);
+    y
+}
+
+/// The horizontal sum llama.cpp's `hsum_float_8` does, in its order.
+#[inline(always)]
+fn hsum8(a: [f32; 8]) -> f32 {
+    let r = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
+    (r[0] + r[2]) + (r[1] + r[3])
+}
+
+/// Portable kernels: the reference every SIMD kernel must equal bit for bit.
+pub mod portable {
+    use super::*;
+
+    /// Integer partial sums of 4 consecutive products, as the SIMD madd pairs give.
+    #[inline(always)]
+    fn lane_sums(x: &[i32; QK], y: &[i8; QK]) -> [i32; 8] {
+        let mut s = [0i32; 8];
+        for (l, sl) in s.iter_mut().enumerate() {
+            for j in 4 * l..4 * l + 4 {
+                *sl += x[j] * y[j] as i32;
+            }
+        }
+        s
+    }
+
+    pub fn vec_dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+        let mut acc = [0f32; 8];
+        let mut summs = 0f32;
+        for (xb, yb) in x.iter().zip(y) {
+            let d0 = xb.d.to_f32();
+            let d1 = yb.d.to_f32();
+            summs += xb.m.to_f32() * yb.s.to_f32();
+            let d0d1 = d0 * d1;
+            let mut qx = [0i32; QK];
+            for j in 0..16 {
+                qx[j] = (xb.qs[j] & 0x0F) as i32;
+                qx[j + 16] = (xb.qs[j] >> 4) as i32;
+            }
+            let s = lane_sums(&qx, &yb.qs);
+            for l in 0..8 {
+                acc[l] = d0d1.mul_add(s[l] as f32, acc[l]);
+            }
+        }
+        hsum8(acc) + summs
+    }
+
+    pub fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+        let mut acc = [0f32; 8];
+        for (xb, yb) in x.iter().zip(y) {
+            let d = xb.d.to_f32() * yb.d.to_f32();
+            let mut qx = [0i32; QK];
+            for (a, &b) in qx.iter_mut().zip(&xb.qs) {
+                *a = b as i32;
+            }
+            let s = lane_sums(&qx, &yb.qs);
+            for l in 0..8 {
+                acc[l] = d.mul_add(s[l] as f32, acc[l]);
+            }
+        }
+        hsum8(acc)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn hsum(acc: __m256) -> f32 {
+        let mut a = [0f32; 8];
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), acc) };
+        hsum8(a)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn vec_dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+        let n = x.len().min(y.len());
+        let ones = _mm256_set1_epi16(1);
+        let low = _mm256_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_ps();
+        let mut summs = 0f32;
+        for i in 0..n {
+            let (xb, yb) = unsafe { (x.get_unchecked(i), y.get_unchecked(i)) };
+            let d0 = xb.d.to_f32();
+            let d1 = yb.d.to_f32();
+            summs += xb.m.to_f32() * yb.s.to_f32();
+            let d0d1 = _mm256_set1_ps(d0 * d1);
+            unsafe {
+                let packed = _mm_loadu_si128(xb.qs.as_ptr() as *const __m128i);
+                // Low nibbles are elements 0..16, high nibbles 16..32.
+                let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+                let qx = _mm256_and_si256(both, low);
+                let qy = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
+                let dot16 = _mm256_maddubs_epi16(qx, qy);
+                let dot32 = _mm256_madd_epi16(dot16, ones);
+                acc = _mm256_fmadd_ps(d0d1, _mm256_cvtepi32_ps(dot32), acc);
+            }
+        }
+        unsafe { hsum(acc) + summs }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+        let n = x.len().min(y.len());
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        for i in 0..n {
+            let (xb, yb) = unsafe { (x.get_unchecked(i), y.get_unchecked(i)) };
+            let d = _mm256_set1_ps(xb.d.to_f32() * yb.d.to_f32());
+            unsafe {
+                let qx = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
+                let qy = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
+                // maddubs wants one unsigned operand: move x's sign onto y.
+                let ax = _mm256_sign_epi8(qx, qx);
+                let sy = _mm256_sign_epi8(qy, qx);
+                let dot16 = _mm256_maddubs_epi16(ax, sy);
+                let dot32 = _mm256_madd_epi16(dot16, ones);
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32), acc);
+            }
+        }
+        unsafe { hsum(acc) }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub mod neon {
+    use super::*;
+    use std::arch::aarch64::*;
+
+    /// 8 lanes of 4-product sums, the same grouping as the AVX2 madd pairs.
+    #[inline(always)]
+    unsafe fn lane_sums(qx: int8x16x2_t, qy: int8x16x2_t) -> (int32x4_t, int32x4_t) {
+        unsafe {
+            // Widening products, then pairwise adds: lane l sums elements 4l..4l+4.
+            let p0 = vmull_s8(vget_low_s8(qx.0), vget_low_s8(qy.0));
+            let p1 = vmull_s8(vget_high_s8(qx.0), vget_high_s8(qy.0));
+            let p2 = vmull_s8(vget_low_s8(qx.1), vget_low_s8(qy.1));
+            let p3 = vmull_s8(vget_high_s8(qx.1), vget_high_s8(qy.1));
+            let s01 = vpaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1));
+            let s23 = vpaddq_s32(vpaddlq_s16(p2), vpaddlq_s16(p3));
+            (s01, s23)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(lo: float32x4_t, hi: float32x4_t) -> f32 {
+        let mut a = [0f32; 8];
+        unsafe {
+            vst1q_f32(a.as_mut_ptr(), lo);
+            vst1q_f32(a.as_mut_ptr().add(4), hi);
+        }
+        hsum8(a)
+    }
+
+    /// # Safety
+    /// NEON is always present on aarch64.
+    pub unsafe fn vec_dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+        unsafe {
+            let mut lo = vdupq_n_f32(0.0);
+            let mut hi = vdupq_n_f32(0.0);
+            let mut summs = 0f32;
+            let mask = vdupq_n_u8(0x0F);
+            for (xb, yb) in x.iter().zip(y) {
+                let d0d1 = xb.d.to_f32() * yb.d.to_f32();
+                summs += xb.m.to_f32() * yb.s.to_f32();
+                let packed = vld1q_u8(xb.qs.as_ptr());
+                let qx = int8x16x2_t(
+                    vreinterpretq_s8_u8(vandq_u8(packed, mask)),
+                    vreinterpretq_s8_u8(vshrq_n_u8(packed, 4)),
+                );
+                let qy = int8x16x2_t(vld1q_s8(yb.qs.as_ptr()), vld1q_s8(yb.qs.as_ptr().add(16)));
+                let (s01, s23) = lane_sums(qx, qy);
+                let d = vdupq_n_f32(d0d1);
+                lo = vfmaq_f32(lo, d, vcvtq_f32_s32(s01));
+                hi = vfmaq_f32(hi, d, vcvtq_f32_s32(s23));
+            }
+            finish(lo, hi) + summs
+        }
+    }
+
+    /// # Safety
+    /// NEON is always present on aarch64.
+    pub unsafe fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+        unsafe {
+            let mut lo = vdupq_n_f32(0.0);
+            let mut hi = vdupq_n_f32(0.0);
+            for (xb, yb) in x.iter().zip(y) {
+                let d = vdupq_n_f32(xb.d.to_f32() * yb.d.to_f32());
+                let qx = int8x16x2_t(vld1q_s8(xb.qs.as_ptr()), vld1q_s8(xb.qs.as_ptr().add(16)));
+                let qy = int8x16x2_t(vld1q_s8(yb.qs.as_ptr()), vld1q_s8(yb.qs.as_ptr().add(16)));
+                let (s01, s23) = lane_sums(qx, qy);
+                lo = vfmaq_f32(lo, d, vcvtq_f32_s32(s01));
+                hi = vfmaq_f32(hi, d, vcvtq_f32_s32(s23));
+            }
+            finish(lo, hi)
+        }
+    }
+}
+
+/// Which kernel family this CPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Kernel {
+    Portable,
+    Avx2,
+    Neon,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports. `LAV_KERNEL=portable` forces the fallback.
+    pub fn detect() -> Kernel {
+        static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *K.get_or_init(|| {
+            if std::env::var("LAV_KERNEL").is_ok_and(|v| v == "portable") {
+                return Kernel::Portable;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Kernel::Avx2;
+            }
+            #[cfg(target_arch = "aarch64")]
+            return Kernel::Neon;
+            #[allow(unreachable_code)]
+            Kernel::Portable
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            Kernel::Avx2 => "avx2",
+            Kernel::Neon => "neon",
+        }
+    }
+
+    #[inline]
+    pub fn dot_q4_1_q8_1(self, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2` is only chosen after runtime detection of AVX2 and FMA.
+            Kernel::Avx2 => unsafe { avx2::vec_dot_q4_1_q8_1(x, y) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: NEON is baseline on aarch64.
+            Kernel::Neon => unsafe { neon::vec_dot_q4_1_q8_1(x, y) },
+            _ => portable::vec_dot_q4_1_q8_1(x, y),
+        }
+    }
+
+    #[inline]
+    pub fn dot_q8_0_q8_0(self, x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2` is only chosen after runtime detection of AVX2 and FMA.
+            Kernel::Avx2 => unsafe { avx2::vec_dot_q8_0_q8_0(x, y) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: NEON is baseline on aarch64.
+            Kernel::Neon => unsafe { neon::vec_dot_q8_0_q8_0(x, y) },
+            _ => portable::vec_dot_q8_0_q8_0(x, y),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random_q4_1(rng: &mut ChaCha8Rng, n: usize) -> Vec<BlockQ4_1> {
+        (0..n)
+            .map(|_| BlockQ4_1 {
+                d: f16::from_f32(rng.random_range(0.0..0.05)),
+                m: f16::from_f32(rng.random_range(-0.5..0.0)),
+                qs: std::array::from_fn(|_| rng.random()),
+            })
+            .collect()
+    }
+
+    fn random_act(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+        (0..n * QK).map(|_| rng.random_range(-3.0..3.0)).collect()
+    }
+
+    #[test]
+    fn simd_equals_portable_bit_for_bit() {
+        let k = Kernel::detect();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for n in [1, 2, 18, 48] {
+            for _ in 0..200 {
+                let w = random_q4_1(&mut rng, n);
+                let a = random_act(&mut rng, n);
+                let mut y1 = vec![BlockQ8_1::default(); n];
+                quantize_row_q8_1(&a, &mut y1);
+                let p = portable::vec_dot_q4_1_q8_1(&w, &y1);
+                let s = k.dot_q4_1_q8_1(&w, &y1);
+                assert_eq!(p.to_bits(), s.to_bits(), "q4_1 kernel {k:?} n={n}");
+
+                let w8 = quantize_weights_q8_0(&random_act(&mut rng, n));
+                let mut y0 = vec![BlockQ8_0::default(); n];
+                quantize_row_q8_0(&a, &mut y0);
+                let p = portable::vec_dot_q8_0_q8_0(&w8, &y0);
+                let s = k.dot_q8_0_q8_0(&w8, &y0);
+                assert_eq!(p.to_bits(), s.to_bits(), "q8_0 kernel {k:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn dot_matches_dequantized_float_dot() {
+        // The integer dot is an approximation of the float one: it must stay within the
+        // activation quantization error, which is at most d/2 per value.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let n = 18;
+        let w = random_q4_1(&mut rng, n);
+        let a = random_act(&mut rng, n);
+        let mut wf = vec![0f32; n * QK];
+        for (b, out) in w.iter().zip(wf.chunks_exact_mut(QK)) {
+            b.dequantize(out);
+        }
+        let exact: f32 = wf.iter().zip(&a).map(|(x, y)| x * y).sum();
+        let mut y = vec![BlockQ8_1::default(); n];
+        quantize_row_q8_1(&a, &mut y);
+        let got = Kernel::detect().dot_q4_1_q8_1(&w, &y);
+        let bound: f32 = wf.iter().map(|x| x.abs()).sum::<f32>() * (3.0 / 127.0);
+        assert!((got - exact).abs() <= bound, "{got} vs {exact} (bound {bound})");
+    }
+
+    #[test]
+    fn q8_1_sum_field_is_scaled_sum() {
+        let x: Vec<f32> = (0..32).map(|i| i as f32 - 10.0).collect();
+        let mut y = [BlockQ8_1::default()];
+        quantize_row_q8_1(&x, &mut y);
+        assert_eq!(y[0].qs[31], 127);
+        let sum: i32 = y[0].qs.iter().map(|&q| q as i32).sum();
+        let d = 21.0f32 / 127.0;
+        assert_eq!(y[0].s, f16::from_f32(d * sum as f32));
+    }
+}

@@ -1,9 +1,8 @@
 //! The capture recorder: every intermediate of a forward pass, for the labs.
 //!
 //! Off by default. `Llama::forward` takes `Option<&mut Capture>`; with `None` the
-//! pass keeps nothing extra. With `Some`, each layer pushes a [`LayerCapture`] of the
-//! tensors it computed anyway (candle tensors are reference-counted, so recording is
-//! a pointer copy, not a data copy).
+//! pass keeps nothing extra and copies nothing. With `Some`, each layer pushes a
+//! [`LayerCapture`]: copies of the buffers it computed anyway, as candle tensors.
 
 use candle_core::Tensor;
 
@@ -65,11 +64,11 @@ impl Capture {
         Self::default()
     }
 
-    pub(crate) fn begin(&mut self, tokens: &[u32], pos: usize, embeddings: &Tensor) {
+    pub(crate) fn begin(&mut self, tokens: &[u32], pos: usize, embeddings: Tensor) {
         *self = Self {
             tokens: tokens.to_vec(),
             start_pos: pos,
-            embeddings: Some(embeddings.clone()),
+            embeddings: Some(embeddings),
             ..Self::default()
         };
     }

@@ -72,12 +72,9 @@ impl ModelCard {
         };
         for layer in &model.layers {
             for l in [
-                &layer.wq,
-                &layer.wk,
-                &layer.wv,
+                &layer.wqkv,
                 &layer.wo,
-                &layer.w_gate,
-                &layer.w_up,
+                &layer.w_gate_up,
                 &layer.w_down,
             ] {
                 add(l);

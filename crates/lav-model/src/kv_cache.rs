@@ -1,60 +1,38 @@
 //! The KV cache: per layer, the keys and values of every position seen so far.
 //!
-//! Each layer holds `K` and `V` buffers of shape `(1, kv_heads, capacity, head_dim)`.
-//! New positions are written in place; attention reads a narrowed view of the first
-//! `len` positions, so a decode step copies only its own new row. Capacity grows by
-//! doubling (one copy per doubling) up to the model's context length.
-//!
-//! Views returned by [`KvCache::keys`] stay valid while positions are only appended;
-//! after [`KvCache::truncate`] a later write can overwrite what an old view shows.
+//! Each layer keeps two growing `f32` buffers laid out position-major,
+//! `[position][kv_head][head_dim]`, so appending a token's keys is one contiguous copy
+//! and nothing already stored ever moves except when a buffer grows (amortised
+//! doubling). The labs read them as tensors through [`KvCache::keys`] and
+//! [`KvCache::values`], in the usual `(1, kv_heads, len, head_dim)` shape.
 
 use crate::error::Result;
 use crate::model::LlamaConfig;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
+/// Positions reserved on first use, so short chats never reallocate.
 const INITIAL_CAPACITY: usize = 256;
 
-#[derive(Clone)]
-pub struct LayerKv {
-    pub k: Tensor,
-    pub v: Tensor,
-}
-
-/// Not `Clone`: buffers are written in place, so a shallow copy would alias.
+#[derive(Clone, Debug)]
 pub struct KvCache {
-    layers: Vec<LayerKv>,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
     len: usize,
-    capacity: usize,
     max_len: usize,
     kv_heads: usize,
     head_dim: usize,
-    device: Device,
 }
 
 impl KvCache {
-    pub fn new(cfg: &LlamaConfig, device: &Device) -> Self {
+    pub fn new(cfg: &LlamaConfig) -> Self {
         Self {
-            layers: Vec::new(),
+            k: vec![Vec::new(); cfg.num_layers],
+            v: vec![Vec::new(); cfg.num_layers],
             len: 0,
-            capacity: 0,
             max_len: cfg.context_length,
             kv_heads: cfg.num_kv_heads,
             head_dim: cfg.head_dim,
-            device: device.clone(),
         }
-        .with_layers(cfg.num_layers)
-    }
-
-    fn with_layers(mut self, n: usize) -> Self {
-        self.layers = (0..n)
-            .map(|_| LayerKv {
-                k: Tensor::zeros((1, self.kv_heads, 0, self.head_dim), DType::F32, &self.device)
-                    .expect("empty tensor"),
-                v: Tensor::zeros((1, self.kv_heads, 0, self.head_dim), DType::F32, &self.device)
-                    .expect("empty tensor"),
-            })
-            .collect();
-        self
     }
 
     /// Positions stored.
@@ -66,8 +44,13 @@ impl KvCache {
         self.len == 0
     }
 
+    /// The most positions the model accepts.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     pub fn num_layers(&self) -> usize {
-        self.layers.len()
+        self.k.len()
     }
 
     /// Bytes the stored positions occupy (f32 K and V, all layers).
@@ -76,65 +59,67 @@ impl KvCache {
     }
 
     pub fn bytes_per_token(&self) -> usize {
-        2 * self.layers.len() * self.kv_heads * self.head_dim * 4
+        2 * self.k.len() * self.width() * 4
     }
 
     /// Forgets every position (a new conversation).
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.truncate(0);
     }
 
     /// Drops positions after `len` (rewinding a sequence).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+        let keep = self.len * self.width();
+        for b in self.k.iter_mut().chain(self.v.iter_mut()) {
+            b.truncate(keep);
+        }
     }
 
-    /// Layer `i`'s keys for the stored positions: `(1, kv_heads, len, head_dim)`.
+    /// Layer `i`'s keys for the stored positions: `(1, kv_heads, len, head_dim)` (a copy).
     pub fn keys(&self, layer: usize) -> Result<Tensor> {
-        Ok(self.layers[layer].k.narrow(2, 0, self.len)?)
+        self.tensor(&self.k[layer])
     }
 
-    /// Layer `i`'s values for the stored positions: `(1, kv_heads, len, head_dim)`.
+    /// Layer `i`'s values for the stored positions: `(1, kv_heads, len, head_dim)` (a copy).
     pub fn values(&self, layer: usize) -> Result<Tensor> {
-        Ok(self.layers[layer].v.narrow(2, 0, self.len)?)
+        self.tensor(&self.v[layer])
     }
 
-    /// Makes room for `total` positions, copying once per doubling.
-    pub(crate) fn reserve(&mut self, total: usize) -> Result<()> {
-        if total <= self.capacity {
-            return Ok(());
-        }
-        let new_cap = total
-            .max(self.capacity * 2)
-            .max(INITIAL_CAPACITY)
-            .min(self.max_len.max(total));
-        for layer in &mut self.layers {
-            let shape = (1, self.kv_heads, new_cap, self.head_dim);
-            let k = Tensor::zeros(shape, DType::F32, &self.device)?;
-            let v = Tensor::zeros(shape, DType::F32, &self.device)?;
-            if self.len > 0 {
-                k.slice_set(&layer.k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                v.slice_set(&layer.v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+    /// Layer `i`'s raw keys and values, position-major `len × kv_heads × head_dim`.
+    pub fn raw(&self, layer: usize) -> (&[f32], &[f32]) {
+        let n = self.len * self.width();
+        (&self.k[layer][..n], &self.v[layer][..n])
+    }
+
+    fn width(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+
+    fn tensor(&self, buf: &[f32]) -> Result<Tensor> {
+        let n = self.len * self.width();
+        let t = Tensor::from_slice(&buf[..n], (self.len, self.kv_heads, self.head_dim), &Device::Cpu)?;
+        Ok(t.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
+    }
+
+    /// Appends new positions' keys and values (`n × kv_heads × head_dim`) to layer `i`.
+    /// They become visible to [`KvCache::len`] after [`KvCache::advance`].
+    pub(crate) fn append(&mut self, layer: usize, k: &[f32], v: &[f32]) {
+        let start = self.len * self.width();
+        for (buf, new) in [(&mut self.k[layer], k), (&mut self.v[layer], v)] {
+            // A failed earlier call may have left rows past `len`: drop them.
+            buf.truncate(start);
+            if buf.capacity() == 0 {
+                buf.reserve_exact(INITIAL_CAPACITY.min(self.max_len) * self.kv_heads * self.head_dim);
             }
-            layer.k = k;
-            layer.v = v;
+            buf.extend_from_slice(new);
         }
-        self.capacity = new_cap;
-        Ok(())
     }
 
-    /// Writes new keys/values `(1, kv_heads, n, head_dim)` at `pos` in layer `i`.
-    pub(crate) fn write(&mut self, layer: usize, pos: usize, k: &Tensor, v: &Tensor) -> Result<()> {
-        let l = &self.layers[layer];
-        l.k.slice_set(k, 2, pos)?;
-        l.v.slice_set(v, 2, pos)?;
-        Ok(())
-    }
-
-    /// Keys and values of positions `0..total` of layer `i`, as views (no copy).
-    pub(crate) fn view(&self, layer: usize, total: usize) -> Result<(Tensor, Tensor)> {
-        let l = &self.layers[layer];
-        Ok((l.k.narrow(2, 0, total)?, l.v.narrow(2, 0, total)?))
+    /// Keys and values of positions `0..total` of layer `i`, including appended ones.
+    pub(crate) fn layer(&self, layer: usize, total: usize) -> (&[f32], &[f32]) {
+        let n = total * self.width();
+        (&self.k[layer][..n], &self.v[layer][..n])
     }
 
     pub(crate) fn advance(&mut self, n: usize) {

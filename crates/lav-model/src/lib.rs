@@ -18,6 +18,7 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod matmul;
 pub mod model;
+pub mod ops;
 pub mod quant;
 pub mod sampler;
 pub mod tokenizer;

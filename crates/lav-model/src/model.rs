@@ -12,7 +12,8 @@ use crate::kv_cache::KvCache;
 use crate::matmul::{QData, QMatrix};
 use crate::quant::{BlockQ4_1, BlockQ8_0, blocks_from_bytes, quantize_weights_q8_0};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{CpuStorage, D, DType, Device, Layout, Module, Shape, Tensor};
+use crate::ops;
+use candle_core::{DType, Device, Module, Tensor};
 use serde::Serialize;
 use std::path::Path;
 
@@ -79,10 +80,15 @@ pub enum Linear {
 }
 
 impl Linear {
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x` is `n × cols` row-major; returns `n × rows`.
+    pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         Ok(match self {
-            Linear::Blocks(m) => x.apply_op1_no_bwd(m)?,
-            Linear::Candle(m, _, _) => m.forward(x)?,
+            Linear::Blocks(m) => m.matmul(x, n),
+            Linear::Candle(m, _, _) => {
+                let cols = x.len() / n.max(1);
+                let t = Tensor::from_slice(x, (n, cols), &Device::Cpu)?;
+                m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?
+            }
         })
     }
 
@@ -117,40 +123,15 @@ pub(crate) fn ggml_name(t: GgmlDType) -> &'static str {
     }
 }
 
-impl candle_core::CustomOp1 for QMatrix {
-    fn name(&self) -> &'static str {
-        "lav-qmatmul"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("lav-qmatmul expects f32 activations");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("lav-qmatmul expects contiguous activations");
-        };
-        let dims = layout.dims();
-        let cols = *dims.last().unwrap_or(&0);
-        if cols != self.cols {
-            candle_core::bail!("lav-qmatmul: input has {cols} columns, weight {}", self.cols);
-        }
-        let n_tok = (end - start) / cols;
-        let out = self.matmul(&data[start..end], n_tok);
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().unwrap() = self.rows;
-        Ok((CpuStorage::F32(out), Shape::from(out_dims)))
-    }
-}
-
 pub struct Layer {
-    pub attn_norm: Tensor,
-    pub wq: Linear,
-    pub wk: Linear,
-    pub wv: Linear,
+    pub attn_norm: Vec<f32>,
+    /// Q, K and V projections stacked into one matrix (rows `[q | k | v]`), so one
+    /// threaded pass reads the normed input once. Row values are the stored ones.
+    pub wqkv: Linear,
     pub wo: Linear,
-    pub ffn_norm: Tensor,
-    pub w_gate: Linear,
-    pub w_up: Linear,
+    pub ffn_norm: Vec<f32>,
+    /// MLP gate and up projections stacked (rows `[gate | up]`).
+    pub w_gate_up: Linear,
     pub w_down: Linear,
 }
 
@@ -162,12 +143,12 @@ pub struct Llama {
     /// Token embeddings in their stored format; rows are dequantized on lookup.
     pub embeddings: QMatrix,
     pub layers: Vec<Layer>,
-    pub final_norm: Tensor,
+    pub final_norm: Vec<f32>,
     pub lm_head: Linear,
     /// Raw GGUF tensor facts for the model card: (name, ggml type, elements, bytes).
     pub tensors: Vec<(String, &'static str, usize, usize)>,
-    cos: Tensor,
-    sin: Tensor,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
     device: Device,
 }
 
@@ -197,6 +178,12 @@ impl Llama {
         } else {
             num_heads
         };
+        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 || hidden_size % num_heads != 0 {
+            return Err(ModelError::Unsupported {
+                path: path.to_path_buf(),
+                reason: format!("{num_heads} heads over {num_kv_heads} KV heads, width {hidden_size}"),
+            });
+        }
         let head_dim = hidden_size / num_heads;
         let rope_theta = if gguf.has("llama.rope.freq_base") {
             gguf.f32("llama.rope.freq_base")?
@@ -227,12 +214,6 @@ impl Llama {
             rms_norm_eps: gguf.f32("llama.attention.layer_norm_rms_epsilon")?,
             tied_embeddings: tied,
         };
-        if num_heads % num_kv_heads != 0 || hidden_size % num_heads != 0 {
-            return Err(ModelError::Unsupported {
-                path: path.to_path_buf(),
-                reason: format!("{num_heads} heads over {num_kv_heads} KV heads"),
-            });
-        }
 
         let mut tensors = Vec::new();
         let mut names: Vec<String> = gguf.content.tensor_infos.keys().cloned().collect();
@@ -253,35 +234,37 @@ impl Llama {
             let q = gguf.tensor("output.weight")?;
             linear(&q, format, path)?
         };
+        let vector = |gguf: &mut GgufFile, n: &str| -> Result<Vec<f32>> {
+            let t = gguf.tensor(n)?.dequantize(&device)?;
+            let v = t.flatten_all()?.to_vec1::<f32>()?;
+            if v.len() != hidden_size {
+                return Err(ModelError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("`{n}` has {} values, expected {hidden_size}", v.len()),
+                });
+            }
+            Ok(v)
+        };
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
-            let mut lin = |n: &str| -> Result<Linear> {
-                let q = gguf.tensor(&format!("blk.{i}.{n}.weight"))?;
-                linear(&q, format, path)
-            };
-            let wq = lin("attn_q")?;
-            let wk = lin("attn_k")?;
-            let wv = lin("attn_v")?;
-            let wo = lin("attn_output")?;
-            let w_gate = lin("ffn_gate")?;
-            let w_up = lin("ffn_up")?;
-            let w_down = lin("ffn_down")?;
-            let attn_norm = gguf.tensor(&format!("blk.{i}.attn_norm.weight"))?.dequantize(&device)?;
-            let ffn_norm = gguf.tensor(&format!("blk.{i}.ffn_norm.weight"))?.dequantize(&device)?;
+            let mut get = |n: &str| gguf.tensor(&format!("blk.{i}.{n}.weight"));
+            let (q, k, v) = (get("attn_q")?, get("attn_k")?, get("attn_v")?);
+            let wqkv = linear(&stack_rows(&[q, k, v], path)?, format, path)?;
+            let wo = linear(&get("attn_output")?, format, path)?;
+            let (g, u) = (get("ffn_gate")?, get("ffn_up")?);
+            let w_gate_up = linear(&stack_rows(&[g, u], path)?, format, path)?;
+            let w_down = linear(&get("ffn_down")?, format, path)?;
             layers.push(Layer {
-                attn_norm,
-                wq,
-                wk,
-                wv,
+                attn_norm: vector(&mut gguf, &format!("blk.{i}.attn_norm.weight"))?,
+                wqkv,
                 wo,
-                ffn_norm,
-                w_gate,
-                w_up,
+                ffn_norm: vector(&mut gguf, &format!("blk.{i}.ffn_norm.weight"))?,
+                w_gate_up,
                 w_down,
             });
         }
-        let final_norm = gguf.tensor("output_norm.weight")?.dequantize(&device)?;
-        let (cos, sin) = rope_tables(&config, &device)?;
+        let final_norm = vector(&mut gguf, "output_norm.weight")?;
+        let (cos, sin) = rope_tables(&config);
         Ok(Self {
             config,
             format,
@@ -302,11 +285,11 @@ impl Llama {
 
     /// A KV cache sized for this model.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(&self.config, &self.device)
+        KvCache::new(&self.config)
     }
 
-    /// Embedding rows for `tokens`, dequantized from the stored format: `(1, L, hidden)`.
-    pub fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+    /// Embedding rows for `tokens`, dequantized from the stored format: `L × hidden`.
+    pub fn embed_rows(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         let h = self.config.hidden_size;
         let mut out = vec![0f32; tokens.len() * h];
         for (t, o) in tokens.iter().zip(out.chunks_exact_mut(h)) {
@@ -319,7 +302,13 @@ impl Llama {
             }
             self.embeddings.row_f32(t, o);
         }
-        Ok(Tensor::from_vec(out, (1, tokens.len(), h), &self.device)?)
+        Ok(out)
+    }
+
+    /// Embedding rows for `tokens` as a tensor `(1, L, hidden)`.
+    pub fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+        let rows = self.embed_rows(tokens)?;
+        Ok(Tensor::from_vec(rows, (1, tokens.len(), self.config.hidden_size), &self.device)?)
     }
 
     /// Runs `tokens` at positions `cache.len()..`, appending their K and V to the
@@ -330,8 +319,25 @@ impl Llama {
         tokens: &[u32],
         cache: &mut KvCache,
         logits: Logits,
-        mut capture: Option<&mut Capture>,
+        capture: Option<&mut Capture>,
     ) -> Result<Tensor> {
+        let (out, rows) = self.forward_rows(tokens, cache, logits, capture)?;
+        let vocab = self.config.vocab_size;
+        Ok(Tensor::from_vec(out, (rows, vocab), &self.device)?)
+    }
+
+    /// Logits for the last position as a plain vector.
+    pub fn next_logits(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        Ok(self.forward_rows(tokens, cache, Logits::Last, None)?.0)
+    }
+
+    fn forward_rows(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        logits: Logits,
+        mut capture: Option<&mut Capture>,
+    ) -> Result<(Vec<f32>, usize)> {
         let cfg = &self.config;
         let l = tokens.len();
         let pos = cache.len();
@@ -344,109 +350,124 @@ impl Llama {
                 context: cfg.context_length,
             });
         }
-        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let group = nh / nkv;
+        let (h, nh, nkv, hd) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let (qd, kd, inter) = (nh * hd, nkv * hd, cfg.intermediate_size);
         let eps = cfg.rms_norm_eps;
-        let cos = self.cos.narrow(0, pos, l)?;
-        let sin = self.sin.narrow(0, pos, l)?;
-        let total = pos + l;
-        let mask = causal_mask(l, pos, &self.device)?;
-        cache.reserve(total)?;
-
-        let mut x = self.embed(tokens)?;
+        let shape = ops::AttnShape {
+            tokens: l,
+            pos,
+            heads: nh,
+            kv_heads: nkv,
+            head_dim: hd,
+        };
+        let total = shape.total();
+        let mut x = self.embed_rows(tokens)?;
         if let Some(c) = capture.as_deref_mut() {
-            c.begin(tokens, pos, &x);
+            c.begin(tokens, pos, self.tensor(&x, &[1, l, h])?);
         }
         for (li, layer) in self.layers.iter().enumerate() {
-            let resid_in = x.clone();
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
-            let q = layer.wq.forward(&h)?;
-            let k = layer.wk.forward(&h)?;
-            let v = layer.wv.forward(&h)?;
-            let q = q.reshape((1, l, nh, hd))?.transpose(1, 2)?.contiguous()?;
-            let k = k.reshape((1, l, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-            let v = v.reshape((1, l, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-            let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?;
-            cache.write(li, pos, &k, &v)?;
-            let (k_all, v_all) = cache.view(li, total)?;
+            let resid_in = capture.is_some().then(|| x.clone());
+            let xn = ops::rms_norm(&x, &layer.attn_norm, eps);
+            let qkv = layer.wqkv.forward(&xn, l)?;
+            let (mut q, mut k, mut v) = (
+                Vec::with_capacity(l * qd),
+                Vec::with_capacity(l * kd),
+                Vec::with_capacity(l * kd),
+            );
+            for row in qkv.chunks_exact(qd + 2 * kd) {
+                q.extend_from_slice(&row[..qd]);
+                k.extend_from_slice(&row[qd..qd + kd]);
+                v.extend_from_slice(&row[qd + kd..]);
+            }
+            ops::rope(&mut q, hd, pos, &self.cos, &self.sin, qd);
+            ops::rope(&mut k, hd, pos, &self.cos, &self.sin, kd);
+            cache.append(li, &k, &v);
+            let (k_all, v_all) = cache.layer(li, total);
+            let mut record = capture
+                .is_some()
+                .then(|| (vec![0f32; l * nh * total], vec![0f32; l * nh * total]));
+            let rec = record.as_mut().map(|(s, p)| ops::AttnRecord { scores: s, probs: p });
+            let attn = ops::attention(&q, k_all, v_all, shape, rec);
+            let attn_out = layer.wo.forward(&attn, l)?;
+            add_in_place(&mut x, &attn_out);
+            let resid_mid = capture.is_some().then(|| x.clone());
 
-            // Grouped-query attention without copying K/V: the query heads that share a
-            // KV head are stacked along the row axis of one matrix product.
-            let qg = q.reshape((1, nkv, group * l, hd))?;
-            let scores = (qg.matmul(&k_all.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-            let scores = scores.reshape((1, nh, l, total))?.broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs
-                .reshape((1, nkv, group * l, total))?
-                .matmul(&v_all)?
-                .reshape((1, nh, l, hd))?;
-            let attn = ctx.transpose(1, 2)?.contiguous()?.reshape((1, l, nh * hd))?;
-            let attn_out = layer.wo.forward(&attn)?;
-            x = (&x + &attn_out)?;
-            let resid_mid = x.clone();
-
-            let h2 = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-            let gate = layer.w_gate.forward(&h2)?;
-            let up = layer.w_up.forward(&h2)?;
-            let act = (candle_nn::ops::silu(&gate)? * &up)?;
-            let mlp_out = layer.w_down.forward(&act)?;
-            x = (&x + &mlp_out)?;
+            let xn2 = ops::rms_norm(&x, &layer.ffn_norm, eps);
+            let gate_up = layer.w_gate_up.forward(&xn2, l)?;
+            let act = ops::swiglu(&gate_up, inter);
+            let mlp_out = layer.w_down.forward(&act, l)?;
+            add_in_place(&mut x, &mlp_out);
 
             if let Some(c) = capture.as_deref_mut() {
+                let (scores, probs) = record.take().unwrap_or_default();
+                let heads = |v: Vec<f32>, n: usize| -> Result<Tensor> {
+                    // (L, heads, d) → (1, heads, L, d)
+                    Ok(Tensor::from_vec(v, (1, l, n, hd), &self.device)?
+                        .transpose(1, 2)?
+                        .contiguous()?)
+                };
+                let per_head = |v: Vec<f32>| -> Result<Tensor> {
+                    Ok(Tensor::from_vec(v, (1, l, nh, total), &self.device)?
+                        .transpose(1, 2)?
+                        .contiguous()?)
+                };
+                let (mut gate, mut up) = (Vec::with_capacity(l * inter), Vec::with_capacity(l * inter));
+                for row in gate_up.chunks_exact(2 * inter) {
+                    gate.extend_from_slice(&row[..inter]);
+                    up.extend_from_slice(&row[inter..]);
+                }
                 c.layers.push(LayerCapture {
-                    resid_in,
-                    attn_norm: h,
-                    q,
-                    k,
-                    v,
-                    scores,
-                    probs,
-                    attn,
-                    attn_out,
-                    resid_mid,
-                    ffn_norm: h2,
-                    gate,
-                    up,
-                    act,
-                    mlp_out,
-                    resid_out: x.clone(),
+                    resid_in: self.tensor(&resid_in.unwrap_or_default(), &[1, l, h])?,
+                    attn_norm: self.tensor(&xn, &[1, l, h])?,
+                    q: heads(q, nh)?,
+                    k: heads(k, nkv)?,
+                    v: heads(v, nkv)?,
+                    scores: per_head(scores)?,
+                    probs: per_head(probs)?,
+                    attn: self.tensor(&attn, &[1, l, qd])?,
+                    attn_out: self.tensor(&attn_out, &[1, l, h])?,
+                    resid_mid: self.tensor(&resid_mid.unwrap_or_default(), &[1, l, h])?,
+                    ffn_norm: self.tensor(&xn2, &[1, l, h])?,
+                    gate: self.tensor(&gate, &[1, l, inter])?,
+                    up: self.tensor(&up, &[1, l, inter])?,
+                    act: self.tensor(&act, &[1, l, inter])?,
+                    mlp_out: self.tensor(&mlp_out, &[1, l, h])?,
+                    resid_out: self.tensor(&x, &[1, l, h])?,
                 });
             }
         }
         cache.advance(l);
-        let normed = candle_nn::ops::rms_norm(&x, &self.final_norm, eps)?;
-        let hidden = match logits {
-            Logits::Last => normed.narrow(1, l - 1, 1)?,
-            Logits::All => normed.clone(),
+        let (first, rows) = match logits {
+            Logits::Last => (l - 1, 1),
+            Logits::All => (0, l),
         };
-        let out = self.lm_head.forward(&hidden.contiguous()?)?.squeeze(0)?;
+        let normed = ops::rms_norm(&x[first * h..], &self.final_norm, eps);
+        let out = self.lm_head.forward(&normed, rows)?;
         if let Some(c) = capture.as_deref_mut() {
-            c.final_norm = Some(normed);
-            c.logits = Some(out.clone());
+            let all = match logits {
+                Logits::All => normed.clone(),
+                Logits::Last => ops::rms_norm(&x, &self.final_norm, eps),
+            };
+            c.final_norm = Some(self.tensor(&all, &[1, l, h])?);
+            c.logits = Some(self.tensor(&out, &[rows, cfg.vocab_size])?);
         }
-        Ok(out)
+        Ok((out, rows))
     }
 
-    /// Logits for the last position as a plain vector.
-    pub fn next_logits(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
-        let t = self.forward(tokens, cache, Logits::Last, None)?;
-        Ok(t.squeeze(0)?.to_vec1::<f32>()?)
+    fn tensor(&self, v: &[f32], shape: &[usize]) -> Result<Tensor> {
+        Ok(Tensor::from_slice(v, shape, &self.device)?)
     }
 }
 
-/// `(L, pos + L)` additive mask: 0 where a query may look, -inf above the diagonal.
-fn causal_mask(l: usize, pos: usize, device: &Device) -> Result<Tensor> {
-    let total = pos + l;
-    let mask: Vec<f32> = (0..l)
-        .flat_map(|i| (0..total).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Ok(Tensor::from_vec(mask, (l, total), device)?)
+fn add_in_place(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
 }
 
 /// cos/sin tables `(context, head_dim/2)` computed as llama.cpp does: the angle for
 /// pair `i` is `pos · θ^(-2i/d)`, built by repeated multiplication in f32.
-fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+fn rope_tables(cfg: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
     let half = cfg.head_dim / 2;
     let theta_scale = cfg.rope_theta.powf(-2.0 / cfg.head_dim as f32);
     let mut cos = Vec::with_capacity(cfg.context_length * half);
@@ -459,10 +480,29 @@ fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
             theta *= theta_scale;
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (cfg.context_length, half), device)?,
-        Tensor::from_vec(sin, (cfg.context_length, half), device)?,
-    ))
+    (cos, sin)
+}
+
+/// Stacks matrices with the same column count and type into one, rows in order.
+/// Block formats store each row as whole blocks, so this is a byte concatenation.
+fn stack_rows(parts: &[QTensor], path: &Path) -> Result<QTensor> {
+    let dtype = parts[0].dtype();
+    let (_, cols) = parts[0].shape().dims2()?;
+    let mut rows = 0;
+    let mut bytes = Vec::new();
+    for p in parts {
+        let (r, c) = p.shape().dims2()?;
+        if c != cols || p.dtype() != dtype {
+            return Err(ModelError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("projection shapes or types disagree: {c} vs {cols} columns"),
+            });
+        }
+        rows += r;
+        bytes.extend_from_slice(&p.data()?);
+    }
+    let storage = candle_core::quantized::QStorage::from_data(bytes.into(), &Device::Cpu, dtype)?;
+    Ok(QTensor::new(storage, (rows, cols))?)
 }
 
 fn to_blocks(q: &QTensor, path: &Path) -> Result<QMatrix> {
@@ -522,7 +562,3 @@ fn clone_qtensor(q: &QTensor) -> candle_core::Result<QTensor> {
     QTensor::new(storage, q.shape().clone())
 }
 
-/// Softmax rows of a `(.., T)` tensor sum to one; exposed for tests and labs.
-pub fn row_sums(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.sum(D::Minus1)?.flatten_all()?.to_vec1::<f32>()?)
-}

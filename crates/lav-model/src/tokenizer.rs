@@ -26,6 +26,8 @@ pub struct Tokenizer {
     pub eos_id: u32,
     /// `<|im_end|>` when the vocabulary has it: the end of a chat turn.
     pub im_end_id: Option<u32>,
+    /// `<|endoftext|>` when the vocabulary has it: the end of a document.
+    pub end_of_text_id: Option<u32>,
 }
 
 /// A chat turn.
@@ -115,7 +117,9 @@ impl Tokenizer {
 
         let eos_id = gguf.u32("tokenizer.ggml.eos_token_id").unwrap_or(0);
         let bos_id = gguf.u32("tokenizer.ggml.bos_token_id").ok();
-        let im_end_id = tokens.iter().position(|t| t == "<|im_end|>").map(|i| i as u32);
+        let find = |name: &str| tokens.iter().position(|t| t == name).map(|i| i as u32);
+        let im_end_id = find("<|im_end|>");
+        let end_of_text_id = find("<|endoftext|>");
         Ok(Self {
             inner,
             tokens,
@@ -124,6 +128,7 @@ impl Tokenizer {
             bos_id,
             eos_id,
             im_end_id,
+            end_of_text_id,
         })
     }
 
@@ -185,7 +190,7 @@ impl Tokenizer {
 
     /// True for tokens that end a chat reply or the text.
     pub fn is_stop(&self, id: u32) -> bool {
-        id == self.eos_id || Some(id) == self.im_end_id
+        id == self.eos_id || Some(id) == self.im_end_id || Some(id) == self.end_of_text_id
     }
 }
 

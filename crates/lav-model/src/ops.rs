@@ -1,0 +1,267 @@
+//! The forward pass's non-matmul operations on plain row-major `f32` slices.
+//!
+//! Every function works one row (one token, or one head of one token) at a time, with a
+//! summation order that depends only on that row. That is what makes a cached decode
+//! step produce exactly the numbers a full recomputation produces: the result for
+//! position `p` never depends on how many tokens were in the call.
+//!
+//! The arithmetic follows llama.cpp's CPU backend where it matters for agreement:
+//! RMSNorm sums squares in f64, softmax sums exponentials in f64.
+
+use rayon::prelude::*;
+
+/// RMSNorm of each `dim`-wide row of `x`, times `weight`: `x / sqrt(mean(x²) + eps) · w`.
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
+    let dim = weight.len();
+    let mut out = vec![0f32; x.len()];
+    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
+        let scale = 1.0 / ((sum / dim as f64) as f32 + eps).sqrt();
+        for ((o, &v), &w) in or.iter_mut().zip(xr).zip(weight) {
+            *o = (v * scale) * w;
+        }
+    }
+    out
+}
+
+/// Rotates consecutive pairs `(x[2i], x[2i+1])` of each head by the angle of pair `i`
+/// at the row's position (llama's "normal" RoPE, not NeoX's half split).
+/// `x` is `rows × (heads · head_dim)`; row `t` sits at position `pos0 + t`;
+/// `cos`/`sin` are `(context, head_dim/2)` tables.
+pub fn rope(x: &mut [f32], head_dim: usize, pos0: usize, cos: &[f32], sin: &[f32], width: usize) {
+    let half = head_dim / 2;
+    for (t, row) in x.chunks_exact_mut(width).enumerate() {
+        let c = &cos[(pos0 + t) * half..][..half];
+        let s = &sin[(pos0 + t) * half..][..half];
+        for head in row.chunks_exact_mut(head_dim) {
+            for i in 0..half {
+                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+                head[2 * i] = x0 * c[i] - x1 * s[i];
+                head[2 * i + 1] = x0 * s[i] + x1 * c[i];
+            }
+        }
+    }
+}
+
+/// `silu(gate) · up` for a `rows × (2·inter)` buffer holding `[gate | up]` per row.
+pub fn swiglu(gate_up: &[f32], inter: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(gate_up.len() / 2);
+    for row in gate_up.chunks_exact(2 * inter) {
+        let (g, u) = row.split_at(inter);
+        out.extend(g.iter().zip(u).map(|(&g, &u)| silu(g) * u));
+    }
+    out
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// Dot product with eight fixed lanes (vectorizes; the order never depends on context).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Shapes of one attention call.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnShape {
+    /// Tokens in this call.
+    pub tokens: usize,
+    /// Position of the first of them (tokens already in the cache).
+    pub pos: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl AttnShape {
+    /// Positions attended by the last token: `pos + tokens`.
+    pub fn total(&self) -> usize {
+        self.pos + self.tokens
+    }
+}
+
+/// Where attention writes its scores and probabilities when the capture is on:
+/// two `tokens × heads × total` buffers (raw scaled scores, -inf where masked).
+pub struct AttnRecord<'a> {
+    pub scores: &'a mut [f32],
+    pub probs: &'a mut [f32],
+}
+
+/// Causal grouped-query attention.
+///
+/// `q` is `tokens × (heads·head_dim)`; `k`/`v` hold every cached position
+/// position-major: `total × (kv_heads·head_dim)`. Query head `h` reads KV head
+/// `h / (heads / kv_heads)`. Token `t` attends positions `0..=pos+t`; everything above
+/// that is masked (score -inf, probability exactly 0). Returns `tokens × (heads·head_dim)`.
+pub fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttnShape,
+    record: Option<AttnRecord<'_>>,
+) -> Vec<f32> {
+    let hd = s.head_dim;
+    let kd = s.kv_heads * hd;
+    let group = s.heads / s.kv_heads;
+    let total = s.total();
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0f32; s.tokens * s.heads * hd];
+    // One row = one (token, head) pair; rows are independent.
+    let row = |idx: usize, o: &mut [f32], sc: &mut [f32], raw: Option<&mut [f32]>| {
+        let (t, h) = (idx / s.heads, idx % s.heads);
+        let n = s.pos + t + 1;
+        let qr = &q[t * s.heads * hd + h * hd..][..hd];
+        let off = (h / group) * hd;
+        let sc = &mut sc[..n];
+        for (j, x) in sc.iter_mut().enumerate() {
+            *x = dot(qr, &k[j * kd + off..][..hd]) * scale;
+        }
+        if let Some(raw) = raw {
+            raw[..n].copy_from_slice(sc);
+            raw[n..].fill(f32::NEG_INFINITY);
+        }
+        let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f64;
+        for x in sc.iter_mut() {
+            *x = (*x - max).exp();
+            sum += *x as f64;
+        }
+        let inv = (1.0 / sum) as f32;
+        o.fill(0.0);
+        for (j, p) in sc.iter_mut().enumerate() {
+            *p *= inv;
+            let vr = &v[j * kd + off..][..hd];
+            for (a, &b) in o.iter_mut().zip(vr) {
+                *a += *p * b;
+            }
+        }
+    };
+    let rows = s.tokens * s.heads;
+    match record {
+        None => {
+            let work = |(idx, o): (usize, &mut [f32]), sc: &mut Vec<f32>| row(idx, o, sc, None);
+            if rayon::current_num_threads() > 1 && rows > 1 {
+                out.par_chunks_mut(hd)
+                    .enumerate()
+                    .for_each_init(|| vec![0f32; total], |sc, x| work(x, sc));
+            } else {
+                let mut sc = vec![0f32; total];
+                out.chunks_mut(hd).enumerate().for_each(|x| work(x, &mut sc));
+            }
+        }
+        Some(AttnRecord { scores, probs }) => {
+            assert_eq!(scores.len(), rows * total, "attention record shape");
+            assert_eq!(probs.len(), rows * total, "attention record shape");
+            out.par_chunks_mut(hd)
+                .zip(probs.par_chunks_mut(total))
+                .zip(scores.par_chunks_mut(total))
+                .enumerate()
+                .for_each(|(idx, ((o, p), raw))| {
+                    row(idx, o, p, Some(raw));
+                    let n = s.pos + idx / s.heads + 1;
+                    p[n..].fill(0.0);
+                });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let x = (i as u32).wrapping_mul(2654435761).wrapping_add(seed.wrapping_mul(40503));
+                ((x >> 8) % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attention_rows_do_not_depend_on_the_call_size() {
+        let shape = |tokens, pos| AttnShape {
+            tokens,
+            pos,
+            heads: 6,
+            kv_heads: 2,
+            head_dim: 16,
+        };
+        let total = 11;
+        let q = pseudo(total * 6 * 16, 1);
+        let k = pseudo(total * 2 * 16, 2);
+        let v = pseudo(total * 2 * 16, 3);
+        let full = attention(&q, &k, &v, shape(total, 0), None);
+        for t in 0..total {
+            let qt = &q[t * 96..(t + 1) * 96];
+            let one = attention(qt, &k[..(t + 1) * 32], &v[..(t + 1) * 32], shape(1, t), None);
+            assert_eq!(&full[t * 96..(t + 1) * 96], &one[..], "token {t}");
+        }
+    }
+
+    #[test]
+    fn recorded_probabilities_are_causal_rows_summing_to_one() {
+        let s = AttnShape {
+            tokens: 4,
+            pos: 3,
+            heads: 4,
+            kv_heads: 1,
+            head_dim: 8,
+        };
+        let q = pseudo(4 * 32, 4);
+        let k = pseudo(7 * 8, 5);
+        let v = pseudo(7 * 8, 6);
+        let (mut scores, mut probs) = (vec![0f32; 16 * 7], vec![0f32; 16 * 7]);
+        let rec = AttnRecord {
+            scores: &mut scores,
+            probs: &mut probs,
+        };
+        let with = attention(&q, &k, &v, s, Some(rec));
+        assert_eq!(with, attention(&q, &k, &v, s, None));
+        for (idx, p) in probs.chunks(7).enumerate() {
+            let t = idx / 4;
+            let sum: f32 = p.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-6);
+            for j in 0..7 {
+                let masked = j > s.pos + t;
+                assert_eq!(p[j] == 0.0, masked, "({t},{j})");
+                assert_eq!(scores[idx * 7 + j] == f32::NEG_INFINITY, masked);
+            }
+        }
+        // Head 0, token 0, by hand: softmax of q·k/√d over positions 0..=3.
+        let sc: Vec<f32> = (0..4).map(|j| dot(&q[..8], &k[j * 8..j * 8 + 8]) / 8f32.sqrt()).collect();
+        let m = sc.iter().copied().fold(f32::MIN, f32::max);
+        let z: f32 = sc.iter().map(|x| (x - m).exp()).sum();
+        for j in 0..4 {
+            assert!((probs[j] - (sc[j] - m).exp() / z).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn rms_norm_and_rope_match_their_formulas() {
+        let x = [3.0f32, 4.0];
+        let y = rms_norm(&x, &[1.0, 2.0], 0.0);
+        let r = (12.5f32).sqrt();
+        assert!((y[0] - 3.0 / r).abs() < 1e-6 && (y[1] - 8.0 / r).abs() < 1e-6);
+        // A quarter turn maps (1, 0) to (0, 1).
+        let mut v = [1.0f32, 0.0];
+        let (c, s) = ([1.0, 0.0], [0.0, 1.0]);
+        rope(&mut v, 2, 1, &c, &s, 2);
+        assert_eq!(v, [0.0, 1.0]);
+    }
+}

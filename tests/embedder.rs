@@ -7,7 +7,9 @@ use lav_model::embedder::cosine;
 fn paraphrase_is_closer_than_unrelated_sentence() {
     let e = Embedder::load(&lav_tests::embedder_dir()).unwrap();
     let a = e.embed("A man is playing a guitar.").unwrap();
-    let b = e.embed("Someone is strumming an acoustic guitar on stage.").unwrap();
+    let b = e
+        .embed("Someone is strumming an acoustic guitar on stage.")
+        .unwrap();
     let c = e
         .embed("The central bank raised interest rates again this quarter.")
         .unwrap();

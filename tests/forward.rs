@@ -29,7 +29,10 @@ fn candle_model() -> ModelWeights {
 }
 
 fn candle_logits(m: &mut ModelWeights, ids: &[u32], pos: usize) -> Vec<f32> {
-    let x = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let x = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
     m.forward(&x, pos)
         .unwrap()
         .squeeze(0)
@@ -40,7 +43,10 @@ fn candle_logits(m: &mut ModelWeights, ids: &[u32], pos: usize) -> Vec<f32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Greedy ids from candle's `quantized_llama`, `n` tokens after `prompt`, and its
@@ -74,12 +80,19 @@ fn greedy_tokens_follow_candle_quantized_llama_on_the_stored_weights() {
     for msg in PROMPTS {
         let prompt = chat_ids(msg);
         let (theirs, their_logits) = candle_greedy(&prompt, 32);
-        let ours = model().next_logits(&prompt, &mut model().new_cache()).unwrap();
+        let ours = model()
+            .next_logits(&prompt, &mut model().new_cache())
+            .unwrap();
         let d = max_abs_diff(&ours, &their_logits);
         let mine = lav_greedy(&prompt, 32);
         let agree = mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
-        println!("{msg:?}: {agree}/32 greedy tokens equal candle's Q4_1 path; last-position logits differ by {d:.2e}");
-        assert!(agree >= 16, "{msg:?}: lav parts from candle at token {agree}");
+        println!(
+            "{msg:?}: {agree}/32 greedy tokens equal candle's Q4_1 path; last-position logits differ by {d:.2e}"
+        );
+        assert!(
+            agree >= 16,
+            "{msg:?}: lav parts from candle at token {agree}"
+        );
         assert_eq!(argmax(&ours).0, argmax(&their_logits).0);
     }
 }
@@ -90,7 +103,11 @@ fn greedy_tokens_agree_with_llama_cpp() {
     for case in g["cases"].as_array().unwrap() {
         let msg = case["message"].as_str().unwrap();
         let prompt = ids(&case["prompt_ids"]);
-        assert_eq!(prompt, chat_ids(msg), "{msg:?}: prompt ids differ from llama.cpp's");
+        assert_eq!(
+            prompt,
+            chat_ids(msg),
+            "{msg:?}: prompt ids differ from llama.cpp's"
+        );
         let want = ids(&case["greedy_ids"]);
         let got = lav_greedy(&prompt, want.len());
         let agree = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
@@ -104,7 +121,10 @@ fn greedy_tokens_agree_with_llama_cpp() {
                 want[agree]
             );
         }
-        assert!(agree >= 16, "{msg:?}: lav parts from llama.cpp at token {agree}");
+        assert!(
+            agree >= 16,
+            "{msg:?}: lav parts from llama.cpp at token {agree}"
+        );
     }
 }
 
@@ -154,10 +174,16 @@ fn attention_rows_sum_to_one_and_are_causal() {
         for (h, head) in p.iter().enumerate() {
             for (i, row) in head.iter().enumerate() {
                 let s: f32 = row.iter().sum();
-                assert!((s - 1.0).abs() <= 1e-5, "layer {li} head {h} row {i} sums to {s}");
+                assert!(
+                    (s - 1.0).abs() <= 1e-5,
+                    "layer {li} head {h} row {i} sums to {s}"
+                );
                 for (j, &v) in row.iter().enumerate() {
                     if j > pos + i {
-                        assert_eq!(v, 0.0, "layer {li} head {h}: ({i},{j}) is above the diagonal");
+                        assert_eq!(
+                            v, 0.0,
+                            "layer {li} head {h}: ({i},{j}) is above the diagonal"
+                        );
                     }
                 }
             }

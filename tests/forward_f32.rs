@@ -18,12 +18,23 @@ const PROMPTS: [&str; 3] = [
 ];
 
 fn candle_logits(m: &mut ModelWeights, ids: &[u32], pos: usize) -> Vec<f32> {
-    let x = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    m.forward(&x, pos).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap()
+    let x = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    m.forward(&x, pos)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -61,7 +72,10 @@ fn f32_logits_and_greedy_tokens_equal_candle_quantized_llama() {
              {worst:.2e} at worst over {} greedy steps",
             a.len()
         );
-        assert!(first <= 1e-3, "{msg:?}: last-position logits differ by {first}");
+        assert!(
+            first <= 1e-3,
+            "{msg:?}: last-position logits differ by {first}"
+        );
         assert_eq!(a, b, "{msg:?}: greedy tokens differ from candle's");
         assert_eq!(a.len(), 32);
         assert!(worst <= 1e-3, "{msg:?}: decode logits differ by {worst}");

@@ -15,7 +15,9 @@ fn ids_equal_llama_cpp_golden_list() {
         let want = ids(&c["ids"]);
         let got = tok.encode(text).unwrap();
         if got != want {
-            failures.push(format!("{text:?}\n  llama.cpp {want:?}\n  lav       {got:?}"));
+            failures.push(format!(
+                "{text:?}\n  llama.cpp {want:?}\n  lav       {got:?}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -48,7 +50,10 @@ fn stream_decoding_equals_whole_decoding() {
     let mut out = String::new();
     for id in ids {
         let piece = s.push(tok, id);
-        assert!(!piece.contains('\u{FFFD}'), "partial character leaked: {piece:?}");
+        assert!(
+            !piece.contains('\u{FFFD}'),
+            "partial character leaked: {piece:?}"
+        );
         out.push_str(&piece);
     }
     out.push_str(&s.finish());

@@ -103,7 +103,10 @@ fn lav_decode(model: &Llama, prompt: &[u32], n: usize, capture: bool) -> Result<
 
 pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
     let (model, tok) = resolve::model(g, format)?;
-    let prompt = tok.encode(&chat_prompt(&[ChatMessage::new("user", ROBOT_PROMPT)], true))?;
+    let prompt = tok.encode(&chat_prompt(
+        &[ChatMessage::new("user", ROBOT_PROMPT)],
+        true,
+    ))?;
     let pre = prefill_ids(&tok, a.prefill)?;
 
     // Warm-up: page in weights, start the thread pool.
@@ -121,7 +124,9 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
         ids = i;
         Ok(s)
     })?;
-    let capture_s = best(a.repeats, || Ok(lav_decode(&model, &prompt, a.decode, true)?.0))?;
+    let capture_s = best(a.repeats, || {
+        Ok(lav_decode(&model, &prompt, a.decode, true)?.0)
+    })?;
 
     let mut r = Report {
         model: model.config.name.clone(),
@@ -150,7 +155,10 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
             "{} | weights: {} | kernel {} | {} threads",
             r.model, r.weights, r.kernel, r.threads
         );
-        println!("prefill  {:>8.1} tok/s  ({} tokens)", r.prefill_tok_s, r.prefill_tokens);
+        println!(
+            "prefill  {:>8.1} tok/s  ({} tokens)",
+            r.prefill_tok_s, r.prefill_tokens
+        );
         println!(
             "decode   {:>8.1} tok/s  ({} greedy tokens after a {}-token chat prompt)",
             r.decode_tok_s, r.decode_tokens, r.decode_prompt_tokens

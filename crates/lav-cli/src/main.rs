@@ -8,8 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use lav_model::generate::generate;
 use lav_model::{
-    ChatMessage, Embedder, ModelCard, Sampler, SamplerConfig, TextStream, WeightFormat,
-    chat_prompt,
+    ChatMessage, Embedder, ModelCard, Sampler, SamplerConfig, TextStream, WeightFormat, chat_prompt,
 };
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
@@ -206,8 +205,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let g = cli.global.clone();
     lav_model::set_threads(g.threads.unwrap_or_else(default_threads));
-    let format = WeightFormat::parse(&g.weights)
-        .with_context(|| format!("--weights must be q4_1, q8_0, q4_0 or f32, got `{}`", g.weights))?;
+    let format = WeightFormat::parse(&g.weights).with_context(|| {
+        format!(
+            "--weights must be q4_1, q8_0, q4_0 or f32, got `{}`",
+            g.weights
+        )
+    })?;
     match cli.command {
         Command::Models(a) => models(a),
         Command::Tokenize { text, json } => {
@@ -226,7 +229,10 @@ fn run(cli: Cli) -> Result<()> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::json!({"count": ids.len(), "ids": ids, "tokens": toks}));
+                println!(
+                    "{}",
+                    serde_json::json!({"count": ids.len(), "ids": ids, "tokens": toks})
+                );
             } else {
                 println!("{} tokens", ids.len());
                 for id in &ids {
@@ -271,7 +277,10 @@ fn run(cli: Cli) -> Result<()> {
                 })
                 .collect();
             if json {
-                println!("{}", serde_json::json!({"texts": texts, "dim": emb.dim, "cosine": m}));
+                println!(
+                    "{}",
+                    serde_json::json!({"texts": texts, "dim": emb.dim, "cosine": m})
+                );
             } else {
                 println!("cosine similarity (MiniLM-L6-v2, {} dims)", emb.dim);
                 for (i, t) in texts.iter().enumerate() {
@@ -307,7 +316,10 @@ fn models(a: ModelsArgs) -> Result<()> {
         Some(ModelsAction::Fetch { name }) => {
             let names: Vec<String> = match name {
                 Some(n) => vec![n],
-                None => lav_store::manifests()?.into_iter().map(|m| m.name).collect(),
+                None => lav_store::manifests()?
+                    .into_iter()
+                    .map(|m| m.name)
+                    .collect(),
             };
             for n in names {
                 let m = lav_store::manifest(&n)?;
@@ -449,7 +461,10 @@ fn chat(
     let mut cache = model.new_cache();
     let mut pending = String::new();
     if let Some(s) = &system {
-        pending = chat_prompt(&[ChatMessage::new("system", &utf8(s, "the system message")?)], false);
+        pending = chat_prompt(
+            &[ChatMessage::new("system", &utf8(s, "the system message")?)],
+            false,
+        );
     }
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
@@ -462,7 +477,8 @@ fn chat(
         if input.read_until(b'\n', &mut raw)? == 0 {
             break;
         }
-        let line = String::from_utf8(raw).context("input is not valid UTF-8; lav reads UTF-8 text")?;
+        let line =
+            String::from_utf8(raw).context("input is not valid UTF-8; lav reads UTF-8 text")?;
         let line = line.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             break;
@@ -475,12 +491,20 @@ fn chat(
         }
         let mut stream = TextStream::default();
         let mut out = std::io::stdout().lock();
-        let stats = generate(&model, &tok, &ids, &mut sampler, max_tokens, &mut cache, |id, _| {
-            let piece = stream.push(&tok, id);
-            let _ = out.write_all(piece.as_bytes());
-            let _ = out.flush();
-            true
-        })?;
+        let stats = generate(
+            &model,
+            &tok,
+            &ids,
+            &mut sampler,
+            max_tokens,
+            &mut cache,
+            |id, _| {
+                let piece = stream.push(&tok, id);
+                let _ = out.write_all(piece.as_bytes());
+                let _ = out.flush();
+                true
+            },
+        )?;
         writeln!(out, "{}", stream.finish())?;
         // The reply's last token was sampled but not run; close the turn in the cache.
         let mut close: Vec<u32> = stats.generated.last().copied().into_iter().collect();

@@ -13,7 +13,13 @@ fn lav() -> Command {
 }
 
 fn json_of(args: &[&str]) -> Value {
-    let out = lav().args(args).assert().success().get_output().stdout.clone();
+    let out = lav()
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
 }
 
@@ -34,12 +40,20 @@ fn fails_with(cmd: &mut Command, needles: &[&str]) -> String {
 }
 
 fn default_gguf() -> PathBuf {
-    let out = lav().args(["models", "path"]).assert().success().get_output().stdout.clone();
+    let out = lav()
+        .args(["models", "path"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     PathBuf::from(String::from_utf8(out).unwrap().trim())
 }
 
 fn golden(name: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
@@ -56,7 +70,13 @@ fn every_command_has_help() {
         vec!["embed", "--help"],
         vec!["bench", "--help"],
     ] {
-        let out = lav().args(&cmd).assert().success().get_output().stdout.clone();
+        let out = lav()
+            .args(&cmd)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Usage:"), "{cmd:?}: {text}");
     }
@@ -67,7 +87,10 @@ fn models_lists_both_defaults_installed() {
     let v = json_of(&["models", "--json"]);
     let models = v["models"].as_array().unwrap();
     let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"smollm2-135m-instruct") && names.contains(&"minilm-l6-v2"), "{v}");
+    assert!(
+        names.contains(&"smollm2-135m-instruct") && names.contains(&"minilm-l6-v2"),
+        "{v}"
+    );
     for m in models {
         assert_eq!(m["status"], "verified", "{m}");
     }
@@ -78,9 +101,18 @@ fn tokenize_prints_ids_and_special_tokens() {
     let v = json_of(&["tokenize", "--json", "<|im_start|>user"]);
     assert_eq!(v["ids"], serde_json::json!([1, 4093]));
     assert_eq!(v["tokens"][0]["special"], true);
-    let out = lav().args(["tokenize", "2024"]).assert().success().get_output().stdout.clone();
+    let out = lav()
+        .args(["tokenize", "2024"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.starts_with("4 tokens"), "digits are split one by one: {text}");
+    assert!(
+        text.starts_with("4 tokens"),
+        "digits are split one by one: {text}"
+    );
 }
 
 #[test]
@@ -95,7 +127,12 @@ fn generate_json_streams_the_models_own_greedy_tokens() {
         .take_while(|&id| id != 2) // <|im_end|> stops generation and is not printed
         .collect();
     let v = json_of(&["generate", "--chat", msg, "--max-tokens", "8", "--json"]);
-    let got: Vec<u64> = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    let got: Vec<u64> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
     assert_eq!(got, want, "{v}");
     assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
     assert_eq!(v["finish"], "stop_token");
@@ -108,12 +145,30 @@ fn generate_json_streams_the_models_own_greedy_tokens() {
         .get_output()
         .stdout
         .clone();
-    assert!(String::from_utf8(out).unwrap().contains(v["text"].as_str().unwrap()));
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains(v["text"].as_str().unwrap())
+    );
 }
 
 #[test]
 fn seeded_sampling_repeats() {
-    let args = ["generate", "Once upon a time", "--max-tokens", "12", "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", "7", "--json"];
+    let args = [
+        "generate",
+        "Once upon a time",
+        "--max-tokens",
+        "12",
+        "--temperature",
+        "0.9",
+        "--top-k",
+        "40",
+        "--top-p",
+        "0.95",
+        "--seed",
+        "7",
+        "--json",
+    ];
     let a = json_of(&args);
     let b = json_of(&args);
     assert_eq!(a["ids"], b["ids"]);
@@ -161,7 +216,18 @@ fn embed_prints_a_cosine_matrix() {
 
 #[test]
 fn bench_json_has_rates() {
-    let v = json_of(&["bench", "--json", "--prefill", "32", "--decode", "4", "--repeats", "1", "--threads", "1"]);
+    let v = json_of(&[
+        "bench",
+        "--json",
+        "--prefill",
+        "32",
+        "--decode",
+        "4",
+        "--repeats",
+        "1",
+        "--threads",
+        "1",
+    ]);
     assert!(v["prefill_tok_s"].as_f64().unwrap() > 0.0);
     assert!(v["decode_tok_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["threads"], 1);
@@ -169,10 +235,16 @@ fn bench_json_has_rates() {
 
 #[test]
 fn bad_sampling_settings_are_one_line_errors() {
-    fails_with(lav().args(["generate", "hi", "--temperature", "-1"]), &["temperature"]);
+    fails_with(
+        lav().args(["generate", "hi", "--temperature", "-1"]),
+        &["temperature"],
+    );
     fails_with(lav().args(["generate", "hi", "--top-p", "2"]), &["top-p"]);
     fails_with(lav().args(["generate", "hi", "--top-k", "0"]), &["top-k"]);
-    fails_with(lav().args(["generate", "hi", "--max-tokens", "many"]), &["max-tokens"]);
+    fails_with(
+        lav().args(["generate", "hi", "--max-tokens", "many"]),
+        &["max-tokens"],
+    );
     fails_with(lav().args(["inspect", "--weights", "q2"]), &["--weights"]);
 }
 
@@ -188,7 +260,10 @@ fn non_utf8_input_is_refused() {
 fn a_prompt_longer_than_the_context_is_refused() {
     // Digits are single tokens, so this is over 16k tokens for an 8192 context.
     let long = "1 ".repeat(9000);
-    fails_with(lav().args(["generate", &long, "--max-tokens", "1"]), &["8192"]);
+    fails_with(
+        lav().args(["generate", &long, "--max-tokens", "1"]),
+        &["8192"],
+    );
 }
 
 #[test]
@@ -200,8 +275,14 @@ fn truncated_or_foreign_gguf_is_named() {
     fails_with(lav().args(["inspect", "--model"]).arg(&cut), &["cut.gguf"]);
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"this is not a gguf file").unwrap();
-    fails_with(lav().args(["generate", "hi", "--model"]).arg(&junk), &["junk.gguf"]);
-    fails_with(lav().args(["inspect", "--model", "/nonexistent/model.gguf"]), &["/nonexistent/model.gguf"]);
+    fails_with(
+        lav().args(["generate", "hi", "--model"]).arg(&junk),
+        &["junk.gguf"],
+    );
+    fails_with(
+        lav().args(["inspect", "--model", "/nonexistent/model.gguf"]),
+        &["/nonexistent/model.gguf"],
+    );
 }
 
 /// A home holding a copy of the default model with one byte changed.
@@ -216,10 +297,16 @@ fn a_changed_model_file_names_the_file_and_expected_hash() {
     let n = bytes.len();
     bytes[n / 2] ^= 0x55;
     std::fs::write(&dst, &bytes).unwrap();
-    let err = fails_with(lav().env("LAV_HOME", home.path()).args(["inspect"]), &["sha256", "lav models fetch"]);
+    let err = fails_with(
+        lav().env("LAV_HOME", home.path()).args(["inspect"]),
+        &["sha256", "lav models fetch"],
+    );
     assert!(err.contains(dst.to_str().unwrap()), "{err}");
     // The manifest's hash for this file.
-    assert!(err.contains("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"), "{err}");
+    assert!(
+        err.contains("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -240,7 +327,9 @@ fn no_model_and_no_network_names_fetch_and_the_package() {
     );
     // Nothing half-written where the model is expected.
     let dir = home.path().join("models/smollm2-135m-instruct");
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?} after: {err}");
 }
 
@@ -250,7 +339,11 @@ fn a_stale_partial_file_is_replaced_by_a_verified_fetch() {
     let dir = home.path().join("models/minilm-l6-v2");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("model.safetensors.partial"), b"interrupted").unwrap();
-    lav().env("LAV_HOME", home.path()).args(["models", "fetch", "minilm-l6-v2"]).assert().success();
+    lav()
+        .env("LAV_HOME", home.path())
+        .args(["models", "fetch", "minilm-l6-v2"])
+        .assert()
+        .success();
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
@@ -258,9 +351,20 @@ fn a_stale_partial_file_is_replaced_by_a_verified_fetch() {
         .collect();
     assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
     let v: Value = serde_json::from_slice(
-        &lav().env("LAV_HOME", home.path()).args(["models", "--json"]).assert().success().get_output().stdout,
+        &lav()
+            .env("LAV_HOME", home.path())
+            .args(["models", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
     )
     .unwrap();
-    let m = v["models"].as_array().unwrap().iter().find(|m| m["name"] == "minilm-l6-v2").unwrap();
+    let m = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "minilm-l6-v2")
+        .unwrap();
     assert_eq!(m["status"], "verified", "{m}");
 }

@@ -71,12 +71,7 @@ impl ModelCard {
             *compute.entry(t.to_string()).or_insert(0) += b;
         };
         for layer in &model.layers {
-            for l in [
-                &layer.wqkv,
-                &layer.wo,
-                &layer.w_gate_up,
-                &layer.w_down,
-            ] {
+            for l in [&layer.wqkv, &layer.wo, &layer.w_gate_up, &layer.w_down] {
                 add(l);
             }
         }
@@ -102,6 +97,10 @@ pub fn parameters_from_config(c: &LlamaConfig) -> usize {
     let h = c.hidden_size;
     let kv = c.num_kv_heads * c.head_dim;
     let per_layer = h * h * 2 + h * kv * 2 + 3 * h * c.intermediate_size + 2 * h;
-    let head = if c.tied_embeddings { 0 } else { c.vocab_size * h };
+    let head = if c.tied_embeddings {
+        0
+    } else {
+        c.vocab_size * h
+    };
     c.vocab_size * h + c.num_layers * per_layer + h + head
 }

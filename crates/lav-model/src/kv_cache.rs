@@ -98,7 +98,11 @@ impl KvCache {
 
     fn tensor(&self, buf: &[f32]) -> Result<Tensor> {
         let n = self.len * self.width();
-        let t = Tensor::from_slice(&buf[..n], (self.len, self.kv_heads, self.head_dim), &Device::Cpu)?;
+        let t = Tensor::from_slice(
+            &buf[..n],
+            (self.len, self.kv_heads, self.head_dim),
+            &Device::Cpu,
+        )?;
         Ok(t.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
     }
 
@@ -110,7 +114,9 @@ impl KvCache {
             // A failed earlier call may have left rows past `len`: drop them.
             buf.truncate(start);
             if buf.capacity() == 0 {
-                buf.reserve_exact(INITIAL_CAPACITY.min(self.max_len) * self.kv_heads * self.head_dim);
+                buf.reserve_exact(
+                    INITIAL_CAPACITY.min(self.max_len) * self.kv_heads * self.head_dim,
+                );
             }
             buf.extend_from_slice(new);
         }

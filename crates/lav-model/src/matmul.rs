@@ -5,6 +5,7 @@
 //! weight row is read once per call and reused for every token of a prefill batch,
 //! which is what makes prefill faster per token than decode.
 
+use crate::quant::Tiles;
 use crate::quant::{
     Block, BlockQ4_1, BlockQ8_0, BlockQ8_1, Kernel, QK, quantize_row_q8_0, quantize_row_q8_1,
 };
@@ -88,14 +89,20 @@ impl QMatrix {
                 for (xr, qr) in x.chunks_exact(self.cols).zip(xq.chunks_exact_mut(bpr)) {
                     quantize_row_q8_1(xr, qr);
                 }
-                self.run(w, &xq, n_tok, &mut out, |a, b| kernel.dot_q4_1_q8_1(a, b));
+                let tiles = kernel.tiles_q4_1();
+                self.run(w, &xq, n_tok, &mut out, tiles, |a, b| {
+                    kernel.dot_q4_1_q8_1(a, b)
+                });
             }
             QData::Q8_0(w) => {
                 let mut xq = vec![BlockQ8_0::default(); n_tok * bpr];
                 for (xr, qr) in x.chunks_exact(self.cols).zip(xq.chunks_exact_mut(bpr)) {
                     quantize_row_q8_0(xr, qr);
                 }
-                self.run(w, &xq, n_tok, &mut out, |a, b| kernel.dot_q8_0_q8_0(a, b));
+                let tiles = kernel.tiles_q8_0();
+                self.run(w, &xq, n_tok, &mut out, tiles, |a, b| {
+                    kernel.dot_q8_0_q8_0(a, b)
+                });
             }
             QData::F32(w) => {
                 let c = self.cols;
@@ -111,6 +118,7 @@ impl QMatrix {
         xq: &[X],
         n_tok: usize,
         out: &mut [f32],
+        tiles: Option<Tiles<W, X>>,
         dot: impl Fn(&[W], &[X]) -> f32 + Sync,
     ) {
         let bpr = self.cols / QK;
@@ -119,16 +127,58 @@ impl QMatrix {
         let tasks = rows.div_ceil(ROWS_PER_TASK);
         let body = |task: usize| {
             let ptr = ptr;
+            // SAFETY: (t, r) is written by this task only, and is in bounds.
+            let put = |r: usize, t: usize, v: f32| unsafe { *ptr.0.add(t * rows + r) = v };
+            let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
+            let xrow = |t: usize| &xq[t * bpr..(t + 1) * bpr];
             let r0 = task * ROWS_PER_TASK;
             let r1 = (r0 + ROWS_PER_TASK).min(rows);
             for t0 in (0..n_tok).step_by(TOKENS_PER_TILE) {
                 let t1 = (t0 + TOKENS_PER_TILE).min(n_tok);
-                for r in r0..r1 {
-                    let wr = &w[r * bpr..(r + 1) * bpr];
-                    for t in t0..t1 {
-                        let v = dot(wr, &xq[t * bpr..(t + 1) * bpr]);
-                        // SAFETY: (t, r) is written by this task only, and is in bounds.
-                        unsafe { *ptr.0.add(t * rows + r) = v };
+                match tiles {
+                    // A batch: one weight row against four tokens at a time.
+                    Some(tl) if t1 - t0 >= 4 => {
+                        for r in r0..r1 {
+                            let mut t = t0;
+                            while t + 4 <= t1 {
+                                let xs = std::array::from_fn(|i| xrow(t + i).as_ptr());
+                                // SAFETY: the tiles are only offered after CPU feature
+                                // detection, and every row has `bpr` blocks.
+                                let v = unsafe { (tl.one_by_four)(wrow(r).as_ptr(), xs, bpr) };
+                                for (i, v) in v.iter().enumerate() {
+                                    put(r, t + i, *v);
+                                }
+                                t += 4;
+                            }
+                            for t in t..t1 {
+                                put(r, t, dot(wrow(r), xrow(t)));
+                            }
+                        }
+                    }
+                    // Decode: four weight rows against the token.
+                    Some(tl) => {
+                        for t in t0..t1 {
+                            let mut r = r0;
+                            while r + 4 <= r1 {
+                                let ws = std::array::from_fn(|i| wrow(r + i).as_ptr());
+                                // SAFETY: as above.
+                                let v = unsafe { (tl.four_by_one)(ws, xrow(t).as_ptr(), bpr) };
+                                for (i, v) in v.iter().enumerate() {
+                                    put(r + i, t, *v);
+                                }
+                                r += 4;
+                            }
+                            for r in r..r1 {
+                                put(r, t, dot(wrow(r), xrow(t)));
+                            }
+                        }
+                    }
+                    None => {
+                        for r in r0..r1 {
+                            for t in t0..t1 {
+                                put(r, t, dot(wrow(r), xrow(t)));
+                            }
+                        }
                     }
                 }
             }
@@ -192,9 +242,7 @@ mod tests {
         let wf = m.to_f32();
         for t in 0..n_tok {
             for r in 0..rows {
-                let exact: f32 = (0..cols)
-                    .map(|c| wf[r * cols + c] * x[t * cols + c])
-                    .sum();
+                let exact: f32 = (0..cols).map(|c| wf[r * cols + c] * x[t * cols + c]).sum();
                 assert!((batch[t * rows + r] - exact).abs() < 0.05);
             }
         }

@@ -10,9 +10,9 @@ use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::KvCache;
 use crate::matmul::{QData, QMatrix};
+use crate::ops;
 use crate::quant::{BlockQ4_1, BlockQ8_0, blocks_from_bytes, quantize_weights_q8_0};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use crate::ops;
 use candle_core::{DType, Device, Module, Tensor};
 use serde::Serialize;
 use std::path::Path;
@@ -178,10 +178,16 @@ impl Llama {
         } else {
             num_heads
         };
-        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 || hidden_size % num_heads != 0 {
+        if num_heads == 0
+            || num_kv_heads == 0
+            || num_heads % num_kv_heads != 0
+            || hidden_size % num_heads != 0
+        {
             return Err(ModelError::Unsupported {
                 path: path.to_path_buf(),
-                reason: format!("{num_heads} heads over {num_kv_heads} KV heads, width {hidden_size}"),
+                reason: format!(
+                    "{num_heads} heads over {num_kv_heads} KV heads, width {hidden_size}"
+                ),
             });
         }
         let head_dim = hidden_size / num_heads;
@@ -201,7 +207,9 @@ impl Llama {
             })?;
         let vocab_size = embd_info.shape.dims()[0];
         let config = LlamaConfig {
-            name: gguf.string("general.name").unwrap_or_else(|_| "llama".into()),
+            name: gguf
+                .string("general.name")
+                .unwrap_or_else(|_| "llama".into()),
             vocab_size,
             hidden_size,
             intermediate_size: gguf.u32("llama.feed_forward_length")? as usize,
@@ -308,7 +316,11 @@ impl Llama {
     /// Embedding rows for `tokens` as a tensor `(1, L, hidden)`.
     pub fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
         let rows = self.embed_rows(tokens)?;
-        Ok(Tensor::from_vec(rows, (1, tokens.len(), self.config.hidden_size), &self.device)?)
+        Ok(Tensor::from_vec(
+            rows,
+            (1, tokens.len(), self.config.hidden_size),
+            &self.device,
+        )?)
     }
 
     /// Runs `tokens` at positions `cache.len()..`, appending their K and V to the
@@ -350,7 +362,12 @@ impl Llama {
                 context: cfg.context_length,
             });
         }
-        let (h, nh, nkv, hd) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let (h, nh, nkv, hd) = (
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.head_dim,
+        );
         let (qd, kd, inter) = (nh * hd, nkv * hd, cfg.intermediate_size);
         let eps = cfg.rms_norm_eps;
         let shape = ops::AttnShape {
@@ -386,7 +403,10 @@ impl Llama {
             let mut record = capture
                 .is_some()
                 .then(|| (vec![0f32; l * nh * total], vec![0f32; l * nh * total]));
-            let rec = record.as_mut().map(|(s, p)| ops::AttnRecord { scores: s, probs: p });
+            let rec = record.as_mut().map(|(s, p)| ops::AttnRecord {
+                scores: s,
+                probs: p,
+            });
             let attn = ops::attention(&q, k_all, v_all, shape, rec);
             let attn_out = layer.wo.forward(&attn, l)?;
             add_in_place(&mut x, &attn_out);
@@ -411,7 +431,8 @@ impl Llama {
                         .transpose(1, 2)?
                         .contiguous()?)
                 };
-                let (mut gate, mut up) = (Vec::with_capacity(l * inter), Vec::with_capacity(l * inter));
+                let (mut gate, mut up) =
+                    (Vec::with_capacity(l * inter), Vec::with_capacity(l * inter));
                 for row in gate_up.chunks_exact(2 * inter) {
                     gate.extend_from_slice(&row[..inter]);
                     up.extend_from_slice(&row[inter..]);
@@ -521,7 +542,11 @@ fn to_blocks(q: &QTensor, path: &Path) -> Result<QMatrix> {
         GgmlDType::Q4_1 => QData::Q4_1(blocks_from_bytes::<BlockQ4_1>(&bytes)),
         GgmlDType::Q8_0 => QData::Q8_0(blocks_from_bytes::<BlockQ8_0>(&bytes)),
         // Other stored types (other GGUF files) are looked up as floats.
-        _ => QData::F32(q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?),
+        _ => QData::F32(
+            q.dequantize(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        ),
     };
     Ok(QMatrix { rows, cols, data })
 }
@@ -539,7 +564,10 @@ fn linear(q: &QTensor, format: WeightFormat, path: &Path) -> Result<Linear> {
             _ => candle(clone_qtensor(q)?),
         },
         WeightFormat::Q8_0 => {
-            let w = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+            let w = q
+                .dequantize(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
             let (rows, cols) = q.shape().dims2()?;
             Ok(Linear::Blocks(QMatrix {
                 rows,
@@ -547,7 +575,10 @@ fn linear(q: &QTensor, format: WeightFormat, path: &Path) -> Result<Linear> {
                 data: QData::Q8_0(quantize_weights_q8_0(&w)),
             }))
         }
-        WeightFormat::Q4_0 => candle(QTensor::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q4_0)?),
+        WeightFormat::Q4_0 => candle(QTensor::quantize(
+            &q.dequantize(&Device::Cpu)?,
+            GgmlDType::Q4_0,
+        )?),
         WeightFormat::F32 => {
             let t = q.dequantize(&Device::Cpu)?.to_dtype(DType::F32)?;
             let bytes = t.elem_count() * 4;
@@ -561,4 +592,3 @@ fn clone_qtensor(q: &QTensor) -> candle_core::Result<QTensor> {
     let storage = candle_core::quantized::QStorage::from_data(data, &Device::Cpu, q.dtype())?;
     QTensor::new(storage, q.shape().clone())
 }
-

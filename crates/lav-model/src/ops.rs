@@ -160,7 +160,9 @@ pub fn attention(
                     .for_each_init(|| vec![0f32; total], |sc, x| work(x, sc));
             } else {
                 let mut sc = vec![0f32; total];
-                out.chunks_mut(hd).enumerate().for_each(|x| work(x, &mut sc));
+                out.chunks_mut(hd)
+                    .enumerate()
+                    .for_each(|x| work(x, &mut sc));
             }
         }
         Some(AttnRecord { scores, probs }) => {
@@ -187,7 +189,9 @@ mod tests {
     fn pseudo(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| {
-                let x = (i as u32).wrapping_mul(2654435761).wrapping_add(seed.wrapping_mul(40503));
+                let x = (i as u32)
+                    .wrapping_mul(2654435761)
+                    .wrapping_add(seed.wrapping_mul(40503));
                 ((x >> 8) % 2001) as f32 / 1000.0 - 1.0
             })
             .collect()
@@ -209,7 +213,13 @@ mod tests {
         let full = attention(&q, &k, &v, shape(total, 0), None);
         for t in 0..total {
             let qt = &q[t * 96..(t + 1) * 96];
-            let one = attention(qt, &k[..(t + 1) * 32], &v[..(t + 1) * 32], shape(1, t), None);
+            let one = attention(
+                qt,
+                &k[..(t + 1) * 32],
+                &v[..(t + 1) * 32],
+                shape(1, t),
+                None,
+            );
             assert_eq!(&full[t * 96..(t + 1) * 96], &one[..], "token {t}");
         }
     }
@@ -244,7 +254,9 @@ mod tests {
             }
         }
         // Head 0, token 0, by hand: softmax of q·k/√d over positions 0..=3.
-        let sc: Vec<f32> = (0..4).map(|j| dot(&q[..8], &k[j * 8..j * 8 + 8]) / 8f32.sqrt()).collect();
+        let sc: Vec<f32> = (0..4)
+            .map(|j| dot(&q[..8], &k[j * 8..j * 8 + 8]) / 8f32.sqrt())
+            .collect();
         let m = sc.iter().copied().fold(f32::MIN, f32::max);
         let z: f32 = sc.iter().map(|x| (x - m).exp()).sum();
         for j in 0..4 {

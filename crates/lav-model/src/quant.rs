@@ -101,7 +101,10 @@ impl Block for BlockQ8_0 {
         for (q, &v) in qs.iter_mut().zip(&b[2..34]) {
             *q = v as i8;
         }
-        Self { d: f16_at(b, 0), qs }
+        Self {
+            d: f16_at(b, 0),
+            qs,
+        }
     }
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
@@ -230,22 +233,35 @@ pub mod avx2 {
         hsum8(a)
     }
 
+    /// The two f16 scale fields that open a Q4_1 block (`d`, `m`) and a Q8_1 block
+    /// (`d`, `s`), as f32 lanes `[d0, m0, d1, s1]`, in one F16C conversion.
+    #[inline(always)]
+    unsafe fn scales(xb: *const u8, yb: *const u8) -> __m128 {
+        unsafe {
+            let a = (xb as *const i32).read_unaligned();
+            let b = (yb as *const i32).read_unaligned();
+            _mm_cvtph_ps(_mm_set_epi32(0, 0, b, a))
+        }
+    }
+
     /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn vec_dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
         let n = x.len().min(y.len());
         let ones = _mm256_set1_epi16(1);
         let low = _mm256_set1_epi8(0x0F);
         let mut acc = _mm256_setzero_ps();
-        let mut summs = 0f32;
+        // Lane 1 accumulates m0·s1 block by block, like the scalar `summs`.
+        let mut summs = _mm_setzero_ps();
         for i in 0..n {
             let (xb, yb) = unsafe { (x.get_unchecked(i), y.get_unchecked(i)) };
-            let d0 = xb.d.to_f32();
-            let d1 = yb.d.to_f32();
-            summs += xb.m.to_f32() * yb.s.to_f32();
-            let d0d1 = _mm256_set1_ps(d0 * d1);
             unsafe {
+                let dm = scales(xb as *const _ as *const u8, yb as *const _ as *const u8);
+                // [d0·d1, m0·s1, ..]: the same f32 products the scalar code forms.
+                let prod = _mm_mul_ps(dm, _mm_movehl_ps(dm, dm));
+                summs = _mm_add_ps(summs, prod);
+                let d0d1 = _mm256_broadcastss_ps(prod);
                 let packed = _mm_loadu_si128(xb.qs.as_ptr() as *const __m128i);
                 // Low nibbles are elements 0..16, high nibbles 16..32.
                 let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
@@ -256,20 +272,26 @@ pub mod avx2 {
                 acc = _mm256_fmadd_ps(d0d1, _mm256_cvtepi32_ps(dot32), acc);
             }
         }
-        unsafe { hsum(acc) + summs }
+        let mut s = [0f32; 4];
+        unsafe {
+            _mm_storeu_ps(s.as_mut_ptr(), summs);
+            hsum(acc) + s[1]
+        }
     }
 
     /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
         let n = x.len().min(y.len());
         let ones = _mm256_set1_epi16(1);
         let mut acc = _mm256_setzero_ps();
         for i in 0..n {
             let (xb, yb) = unsafe { (x.get_unchecked(i), y.get_unchecked(i)) };
-            let d = _mm256_set1_ps(xb.d.to_f32() * yb.d.to_f32());
             unsafe {
+                let bits = xb.d.to_bits() as i32 | ((yb.d.to_bits() as i32) << 16);
+                let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+                let d = _mm256_broadcastss_ps(_mm_mul_ss(dd, _mm_movehdup_ps(dd)));
                 let qx = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
                 let qy = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
                 // maddubs wants one unsigned operand: move x's sign onto y.
@@ -281,6 +303,194 @@ pub mod avx2 {
             }
         }
         unsafe { hsum(acc) }
+    }
+
+    /// The leading f16 pair of four blocks (`d` and `m` or `s`), as
+    /// `([d₀, d₁, d₂, d₃], [m₀, m₁, m₂, m₃])` in one F16C conversion per two blocks.
+    #[inline(always)]
+    unsafe fn pairs4(p: [*const u8; 4]) -> (__m128, __m128) {
+        unsafe {
+            let r = |i: usize| (p[i] as *const i32).read_unaligned();
+            let v = _mm_set_epi32(r(3), r(2), r(1), r(0));
+            let lo = _mm_cvtph_ps(v); // d0 m0 d1 m1
+            let hi = _mm_cvtph_ps(_mm_unpackhi_epi64(v, v)); // d2 m2 d3 m3
+            (
+                _mm_shuffle_ps::<0b10_00_10_00>(lo, hi),
+                _mm_shuffle_ps::<0b11_01_11_01>(lo, hi),
+            )
+        }
+    }
+
+    /// The leading f16 pair of one block, each broadcast to four lanes.
+    #[inline(always)]
+    unsafe fn pair1(p: *const u8) -> (__m128, __m128) {
+        unsafe {
+            let v = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
+            (
+                _mm_permute_ps::<0b00_00_00_00>(v),
+                _mm_permute_ps::<0b01_01_01_01>(v),
+            )
+        }
+    }
+
+    /// Lane `i` of `v` in all eight lanes.
+    #[inline(always)]
+    unsafe fn lane(v: __m128, i: i32) -> __m256 {
+        unsafe { _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(i)) }
+    }
+
+    #[inline(always)]
+    unsafe fn nibbles(qs: *const u8, low: __m256i) -> __m256i {
+        unsafe {
+            let packed = _mm_loadu_si128(qs as *const __m128i);
+            // Low nibbles are elements 0..16, high nibbles 16..32.
+            _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn finish4(acc: [__m256; 4], summs: __m128) -> [f32; 4] {
+        let mut s = [0f32; 4];
+        unsafe {
+            _mm_storeu_ps(s.as_mut_ptr(), summs);
+            std::array::from_fn(|i| hsum(acc[i]) + s[i])
+        }
+    }
+
+    // The tiles below compute four (weight row, activation row) dots at once. Each
+    // pair keeps its own accumulator and sees exactly the f32 operations of
+    // `vec_dot_*` (lane-wise products and sums are the scalar ones), so results are
+    // bit-identical; sharing loads and running four independent FMA chains is what
+    // makes them fast.
+
+    /// One Q4_1 weight row against four Q8_1 activation rows (prefill).
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C; every pointer must have `nb` readable blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q4_1_row_x4(
+        w: *const BlockQ4_1,
+        x: [*const BlockQ8_1; 4],
+        nb: usize,
+    ) -> [f32; 4] {
+        let ones = _mm256_set1_epi16(1);
+        let low = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut summs = _mm_setzero_ps();
+        for b in 0..nb {
+            unsafe {
+                let wb = w.add(b);
+                let (d0, m0) = pair1(wb as *const u8);
+                let xb: [*const BlockQ8_1; 4] = std::array::from_fn(|t| x[t].add(b));
+                let (d1, s1) = pairs4(std::array::from_fn(|t| xb[t] as *const u8));
+                summs = _mm_add_ps(summs, _mm_mul_ps(m0, s1));
+                let dd = _mm_mul_ps(d0, d1);
+                let qx = nibbles((*wb).qs.as_ptr(), low);
+                for t in 0..4 {
+                    let qy = _mm256_loadu_si256((*xb[t]).qs.as_ptr() as *const __m256i);
+                    let dot32 = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), ones);
+                    acc[t] = _mm256_fmadd_ps(lane(dd, t as i32), _mm256_cvtepi32_ps(dot32), acc[t]);
+                }
+            }
+        }
+        unsafe { finish4(acc, summs) }
+    }
+
+    /// Four Q4_1 weight rows against one Q8_1 activation row (decode).
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C; every pointer must have `nb` readable blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q4_1_rows4_x1(
+        w: [*const BlockQ4_1; 4],
+        x: *const BlockQ8_1,
+        nb: usize,
+    ) -> [f32; 4] {
+        let ones = _mm256_set1_epi16(1);
+        let low = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut summs = _mm_setzero_ps();
+        for b in 0..nb {
+            unsafe {
+                let xb = x.add(b);
+                let (d1, s1) = pair1(xb as *const u8);
+                let wb: [*const BlockQ4_1; 4] = std::array::from_fn(|r| w[r].add(b));
+                let (d0, m0) = pairs4(std::array::from_fn(|r| wb[r] as *const u8));
+                summs = _mm_add_ps(summs, _mm_mul_ps(m0, s1));
+                let dd = _mm_mul_ps(d0, d1);
+                let qy = _mm256_loadu_si256((*xb).qs.as_ptr() as *const __m256i);
+                for r in 0..4 {
+                    let qx = nibbles((*wb[r]).qs.as_ptr(), low);
+                    let dot32 = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), ones);
+                    acc[r] = _mm256_fmadd_ps(lane(dd, r as i32), _mm256_cvtepi32_ps(dot32), acc[r]);
+                }
+            }
+        }
+        unsafe { finish4(acc, summs) }
+    }
+
+    /// One Q8_0 weight row against four Q8_0 activation rows (prefill).
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C; every pointer must have `nb` readable blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q8_0_row_x4(
+        w: *const BlockQ8_0,
+        x: [*const BlockQ8_0; 4],
+        nb: usize,
+    ) -> [f32; 4] {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for b in 0..nb {
+            unsafe {
+                let wb = w.add(b);
+                let (d0, _) = pair1(wb as *const u8);
+                let xb: [*const BlockQ8_0; 4] = std::array::from_fn(|t| x[t].add(b));
+                let (d1, _) = pairs4(std::array::from_fn(|t| xb[t] as *const u8));
+                let dd = _mm_mul_ps(d0, d1);
+                let qx = _mm256_loadu_si256((*wb).qs.as_ptr() as *const __m256i);
+                let ax = _mm256_sign_epi8(qx, qx);
+                for t in 0..4 {
+                    let qy = _mm256_loadu_si256((*xb[t]).qs.as_ptr() as *const __m256i);
+                    let sy = _mm256_sign_epi8(qy, qx);
+                    let dot32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
+                    acc[t] = _mm256_fmadd_ps(lane(dd, t as i32), _mm256_cvtepi32_ps(dot32), acc[t]);
+                }
+            }
+        }
+        unsafe { finish4(acc, _mm_setzero_ps()) }
+    }
+
+    /// Four Q8_0 weight rows against one Q8_0 activation row (decode, output head).
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C; every pointer must have `nb` readable blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q8_0_rows4_x1(
+        w: [*const BlockQ8_0; 4],
+        x: *const BlockQ8_0,
+        nb: usize,
+    ) -> [f32; 4] {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for b in 0..nb {
+            unsafe {
+                let xb = x.add(b);
+                let (d1, _) = pair1(xb as *const u8);
+                let wb: [*const BlockQ8_0; 4] = std::array::from_fn(|r| w[r].add(b));
+                let (d0, _) = pairs4(std::array::from_fn(|r| wb[r] as *const u8));
+                let dd = _mm_mul_ps(d0, d1);
+                let qy = _mm256_loadu_si256((*xb).qs.as_ptr() as *const __m256i);
+                for r in 0..4 {
+                    let qx = _mm256_loadu_si256((*wb[r]).qs.as_ptr() as *const __m256i);
+                    let ax = _mm256_sign_epi8(qx, qx);
+                    let sy = _mm256_sign_epi8(qy, qx);
+                    let dot32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
+                    acc[r] = _mm256_fmadd_ps(lane(dd, r as i32), _mm256_cvtepi32_ps(dot32), acc[r]);
+                }
+            }
+        }
+        unsafe { finish4(acc, _mm_setzero_ps()) }
     }
 }
 
@@ -367,7 +577,46 @@ pub enum Kernel {
     Neon,
 }
 
+/// Multi-row / multi-token versions of a dot kernel, bit-identical per pair.
+pub struct Tiles<W, X> {
+    /// Four weight rows against one activation row (decode).
+    pub four_by_one: unsafe fn([*const W; 4], *const X, usize) -> [f32; 4],
+    /// One weight row against four activation rows (prefill).
+    pub one_by_four: unsafe fn(*const W, [*const X; 4], usize) -> [f32; 4],
+}
+
+impl<W, X> Clone for Tiles<W, X> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<W, X> Copy for Tiles<W, X> {}
+
 impl Kernel {
+    /// Tiled Q4_1 × Q8_1 kernels, where this CPU has them.
+    pub fn tiles_q4_1(self) -> Option<Tiles<BlockQ4_1, BlockQ8_1>> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => Some(Tiles {
+                four_by_one: avx2::q4_1_rows4_x1,
+                one_by_four: avx2::q4_1_row_x4,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Tiled Q8_0 × Q8_0 kernels, where this CPU has them.
+    pub fn tiles_q8_0(self) -> Option<Tiles<BlockQ8_0, BlockQ8_0>> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => Some(Tiles {
+                four_by_one: avx2::q8_0_rows4_x1,
+                one_by_four: avx2::q8_0_row_x4,
+            }),
+            _ => None,
+        }
+    }
+
     /// The fastest kernel this CPU supports. `LAV_KERNEL=portable` forces the fallback.
     pub fn detect() -> Kernel {
         static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
@@ -376,7 +625,10 @@ impl Kernel {
                 return Kernel::Portable;
             }
             #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+            {
                 return Kernel::Avx2;
             }
             #[cfg(target_arch = "aarch64")]
@@ -398,7 +650,7 @@ impl Kernel {
     pub fn dot_q4_1_q8_1(self, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2` is only chosen after runtime detection of AVX2 and FMA.
+            // SAFETY: `Avx2` is only chosen after runtime detection of AVX2, FMA and F16C.
             Kernel::Avx2 => unsafe { avx2::vec_dot_q4_1_q8_1(x, y) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is baseline on aarch64.
@@ -411,7 +663,7 @@ impl Kernel {
     pub fn dot_q8_0_q8_0(self, x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2` is only chosen after runtime detection of AVX2 and FMA.
+            // SAFETY: `Avx2` is only chosen after runtime detection of AVX2, FMA and F16C.
             Kernel::Avx2 => unsafe { avx2::vec_dot_q8_0_q8_0(x, y) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is baseline on aarch64.
@@ -466,6 +718,51 @@ mod tests {
     }
 
     #[test]
+    fn tiles_equal_single_dots_bit_for_bit() {
+        let k = Kernel::detect();
+        let (Some(t41), Some(t80)) = (k.tiles_q4_1(), k.tiles_q8_0()) else {
+            return; // no tiled kernels on this CPU: the matmul uses single dots
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for n in [1, 18, 48] {
+            let w: Vec<Vec<BlockQ4_1>> = (0..4).map(|_| random_q4_1(&mut rng, n)).collect();
+            let w8: Vec<Vec<BlockQ8_0>> = (0..4)
+                .map(|_| quantize_weights_q8_0(&random_act(&mut rng, n)))
+                .collect();
+            let mut y1 = vec![vec![BlockQ8_1::default(); n]; 4];
+            let mut y0 = vec![vec![BlockQ8_0::default(); n]; 4];
+            for i in 0..4 {
+                let a = random_act(&mut rng, n);
+                quantize_row_q8_1(&a, &mut y1[i]);
+                quantize_row_q8_0(&a, &mut y0[i]);
+            }
+            let p = |v: &Vec<BlockQ4_1>| v.as_ptr();
+            // SAFETY: AVX2 was detected (tiles offered) and every row has n blocks.
+            let (a, b, c, d) = unsafe {
+                (
+                    (t41.four_by_one)(std::array::from_fn(|i| p(&w[i])), y1[0].as_ptr(), n),
+                    (t41.one_by_four)(w[0].as_ptr(), std::array::from_fn(|i| y1[i].as_ptr()), n),
+                    (t80.four_by_one)(std::array::from_fn(|i| w8[i].as_ptr()), y0[0].as_ptr(), n),
+                    (t80.one_by_four)(w8[0].as_ptr(), std::array::from_fn(|i| y0[i].as_ptr()), n),
+                )
+            };
+            for i in 0..4 {
+                let bits = |x: f32| x.to_bits();
+                assert_eq!(bits(a[i]), bits(portable::vec_dot_q4_1_q8_1(&w[i], &y1[0])));
+                assert_eq!(bits(b[i]), bits(portable::vec_dot_q4_1_q8_1(&w[0], &y1[i])));
+                assert_eq!(
+                    bits(c[i]),
+                    bits(portable::vec_dot_q8_0_q8_0(&w8[i], &y0[0]))
+                );
+                assert_eq!(
+                    bits(d[i]),
+                    bits(portable::vec_dot_q8_0_q8_0(&w8[0], &y0[i]))
+                );
+            }
+        }
+    }
+
+    #[test]
     fn dot_matches_dequantized_float_dot() {
         // The integer dot is an approximation of the float one: it must stay within the
         // activation quantization error, which is at most d/2 per value.
@@ -482,7 +779,10 @@ mod tests {
         quantize_row_q8_1(&a, &mut y);
         let got = Kernel::detect().dot_q4_1_q8_1(&w, &y);
         let bound: f32 = wf.iter().map(|x| x.abs()).sum::<f32>() * (3.0 / 127.0);
-        assert!((got - exact).abs() <= bound, "{got} vs {exact} (bound {bound})");
+        assert!(
+            (got - exact).abs() <= bound,
+            "{got} vs {exact} (bound {bound})"
+        );
     }
 
     #[test]

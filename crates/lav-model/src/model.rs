@@ -180,8 +180,8 @@ impl Llama {
         };
         if num_heads == 0
             || num_kv_heads == 0
-            || num_heads % num_kv_heads != 0
-            || hidden_size % num_heads != 0
+            || !num_heads.is_multiple_of(num_kv_heads)
+            || !hidden_size.is_multiple_of(num_heads)
         {
             return Err(ModelError::Unsupported {
                 path: path.to_path_buf(),
@@ -464,7 +464,7 @@ impl Llama {
         };
         let normed = ops::rms_norm(&x[first * h..], &self.final_norm, eps);
         let out = self.lm_head.forward(&normed, rows)?;
-        if let Some(c) = capture.as_deref_mut() {
+        if let Some(c) = capture {
             let all = match logits {
                 Logits::All => normed.clone(),
                 Logits::Last => ops::rms_norm(&x, &self.final_norm, eps),

@@ -125,7 +125,7 @@ pub fn lav_home() -> PathBuf {
         return PathBuf::from(h);
     }
     dirs::cache_dir()
-        .unwrap_or_else(|| std::env::temp_dir())
+        .unwrap_or_else(std::env::temp_dir)
         .join("lav")
 }
 

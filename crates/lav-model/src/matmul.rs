@@ -162,25 +162,7 @@ impl QMatrix {
                             }
                         }
                     }
-                    // Decode: four weight rows against the token.
-                    Some(tl) => {
-                        for t in t0..t1 {
-                            let mut r = r0;
-                            while r + 4 <= r1 {
-                                let ws = std::array::from_fn(|i| wrow(r + i).as_ptr());
-                                // SAFETY: as above.
-                                let v = unsafe { (tl.four_by_one)(ws, xrow(t).as_ptr(), bpr) };
-                                for (i, v) in v.iter().enumerate() {
-                                    put(r + i, t, *v);
-                                }
-                                r += 4;
-                            }
-                            for r in r..r1 {
-                                put(r, t, dot(wrow(r), xrow(t)));
-                            }
-                        }
-                    }
-                    None => {
+                    _ => {
                         for r in r0..r1 {
                             for t in t0..t1 {
                                 put(r, t, dot(wrow(r), xrow(t)));

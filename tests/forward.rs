@@ -3,11 +3,11 @@
 //! (committed by tests/reference/gen_llamacpp_greedy.py). Plus the KV-cache and
 //! attention properties.
 
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
 use lav_model::sampler::argmax;
 use lav_model::{Capture, ChatMessage, Logits, chat_prompt};
-use lav_tests::{default_gguf, golden, ids, lav_greedy, model, tokenizer};
+use lav_tests::{
+    candle_logits, candle_model, golden, ids, lav_greedy, max_abs_diff, model, tokenizer,
+};
 
 const PROMPTS: [&str; 3] = [
     "Write a short story about a robot learning to paint.",
@@ -19,34 +19,6 @@ fn chat_ids(msg: &str) -> Vec<u32> {
     tokenizer()
         .encode(&chat_prompt(&[ChatMessage::new("user", msg)], true))
         .unwrap()
-}
-
-fn candle_model() -> ModelWeights {
-    let path = default_gguf();
-    let mut f = std::fs::File::open(&path).unwrap();
-    let content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-    ModelWeights::from_gguf(content, &mut f, &Device::Cpu).unwrap()
-}
-
-fn candle_logits(m: &mut ModelWeights, ids: &[u32], pos: usize) -> Vec<f32> {
-    let x = Tensor::new(ids, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    m.forward(&x, pos)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Greedy ids from candle's `quantized_llama`, `n` tokens after `prompt`, and its

@@ -5,37 +5,15 @@
 //! 1e-3 and the same greedy tokens. (Its own test binary, because candle reads
 //! `CANDLE_DEQUANTIZE_ALL` once per thread.)
 
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
 use lav_model::sampler::argmax;
 use lav_model::{ChatMessage, Llama, WeightFormat, chat_prompt};
-use lav_tests::{default_gguf, tokenizer};
+use lav_tests::{candle_logits, candle_model, default_gguf, max_abs_diff, tokenizer};
 
 const PROMPTS: [&str; 3] = [
     "Write a short story about a robot learning to paint.",
     "What is the capital of France?",
     "Explain in one paragraph why the sky is blue.",
 ];
-
-fn candle_logits(m: &mut ModelWeights, ids: &[u32], pos: usize) -> Vec<f32> {
-    let x = Tensor::new(ids, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    m.forward(&x, pos)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn f32_logits_and_greedy_tokens_equal_candle_quantized_llama() {
@@ -47,9 +25,7 @@ fn f32_logits_and_greedy_tokens_equal_candle_quantized_llama() {
         let prompt = tokenizer()
             .encode(&chat_prompt(&[ChatMessage::new("user", msg)], true))
             .unwrap();
-        let mut f = std::fs::File::open(&path).unwrap();
-        let content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-        let mut cm = ModelWeights::from_gguf(content, &mut f, &Device::Cpu).unwrap();
+        let mut cm = candle_model();
         let mut cache = ours.new_cache();
         let mut mine = ours.next_logits(&prompt, &mut cache).unwrap();
         let mut theirs = candle_logits(&mut cm, &prompt, 0);

@@ -66,3 +66,40 @@ pub fn lav_greedy(prompt: &[u32], n: usize) -> Vec<u32> {
     }
     out
 }
+
+/// candle-transformers' `quantized_llama` on the default GGUF: the independent
+/// implementation the forward-pass tests compare against.
+pub fn candle_model() -> candle_transformers::models::quantized_llama::ModelWeights {
+    let path = default_gguf();
+    let mut f = std::fs::File::open(&path).expect("open gguf");
+    let content = candle_core::quantized::gguf_file::Content::read(&mut f).expect("gguf header");
+    candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+        content,
+        &mut f,
+        &candle_core::Device::Cpu,
+    )
+    .expect("candle model")
+}
+
+/// Last-position logits of candle's model for `ids` at position `pos`.
+pub fn candle_logits(
+    m: &mut candle_transformers::models::quantized_llama::ModelWeights,
+    ids: &[u32],
+    pos: usize,
+) -> Vec<f32> {
+    let x = candle_core::Tensor::new(ids, &candle_core::Device::Cpu)
+        .and_then(|t| t.unsqueeze(0))
+        .expect("input tensor");
+    m.forward(&x, pos)
+        .and_then(|t| t.squeeze(0))
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("candle forward")
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

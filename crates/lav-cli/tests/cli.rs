@@ -12,7 +12,8 @@ fn lav() -> Command {
     c
 }
 
-fn json_of(args: &[&str]) -> Value {
+/// Standard output of a successful run.
+fn stdout_of(args: &[&str]) -> String {
     let out = lav()
         .args(args)
         .assert()
@@ -20,7 +21,12 @@ fn json_of(args: &[&str]) -> Value {
         .get_output()
         .stdout
         .clone();
-    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
+    String::from_utf8(out).expect("UTF-8 output")
+}
+
+fn json_of(args: &[&str]) -> Value {
+    let out = stdout_of(args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
 }
 
 /// Runs a failing command: exit code ≠ 0, exactly one line on stderr, no panic, and
@@ -40,14 +46,7 @@ fn fails_with(cmd: &mut Command, needles: &[&str]) -> String {
 }
 
 fn default_gguf() -> PathBuf {
-    let out = lav()
-        .args(["models", "path"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    PathBuf::from(String::from_utf8(out).unwrap().trim())
+    PathBuf::from(stdout_of(&["models", "path"]).trim())
 }
 
 fn golden(name: &str) -> Value {
@@ -70,14 +69,7 @@ fn every_command_has_help() {
         vec!["embed", "--help"],
         vec!["bench", "--help"],
     ] {
-        let out = lav()
-            .args(&cmd)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let text = String::from_utf8(out).unwrap();
+        let text = stdout_of(&cmd);
         assert!(text.contains("Usage:"), "{cmd:?}: {text}");
     }
 }
@@ -101,14 +93,7 @@ fn tokenize_prints_ids_and_special_tokens() {
     let v = json_of(&["tokenize", "--json", "<|im_start|>user"]);
     assert_eq!(v["ids"], serde_json::json!([1, 4093]));
     assert_eq!(v["tokens"][0]["special"], true);
-    let out = lav()
-        .args(["tokenize", "2024"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout_of(&["tokenize", "2024"]);
     assert!(
         text.starts_with("4 tokens"),
         "digits are split one by one: {text}"
@@ -138,18 +123,8 @@ fn generate_json_streams_the_models_own_greedy_tokens() {
     assert_eq!(v["finish"], "stop_token");
 
     // Streaming text output ends with the same text.
-    let out = lav()
-        .args(["generate", "--chat", msg, "--max-tokens", "8"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert!(
-        String::from_utf8(out)
-            .unwrap()
-            .contains(v["text"].as_str().unwrap())
-    );
+    let out = stdout_of(&["generate", "--chat", msg, "--max-tokens", "8"]);
+    assert!(out.contains(v["text"].as_str().unwrap()));
 }
 
 #[test]

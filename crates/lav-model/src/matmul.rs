@@ -5,9 +5,9 @@
 //! weight row is read once per call and reused for every token of a prefill batch,
 //! which is what makes prefill faster per token than decode.
 
-use crate::quant::Tiles;
 use crate::quant::{
-    Block, BlockQ4_1, BlockQ8_0, BlockQ8_1, Kernel, QK, quantize_row_q8_0, quantize_row_q8_1,
+    Block, BlockQ4_1, BlockQ8_0, BlockQ8_1, BlockQ8_1x8, Kernel, PACK, PackedQ4_1, QK, Tiles,
+    pack_q8_1x8, quantize_row_q8_0, quantize_row_q8_1,
 };
 use rayon::prelude::*;
 
@@ -97,8 +97,14 @@ impl QMatrix {
                 for (xr, qr) in x.chunks_exact(self.cols).zip(xq.chunks_exact_mut(bpr)) {
                     quantize_row_q8_1(xr, qr);
                 }
-                let tiles = kernel.tiles_q4_1();
-                self.run(w, &xq, n_tok, &mut out, tiles, |a, b| {
+                if let Some(tile) = kernel.packed_q4_1().filter(|_| n_tok >= PACK) {
+                    self.run_packed(w, &xq, n_tok, &mut out, tile, |a, b| {
+                        kernel.dot_q4_1_q8_1(a, b)
+                    });
+                    return out;
+                }
+                // Decode and short batches: single dots.
+                self.run(w, &xq, n_tok, &mut out, None, |a, b| {
                     kernel.dot_q4_1_q8_1(a, b)
                 });
             }
@@ -181,6 +187,57 @@ impl QMatrix {
 }
 
 impl QMatrix {
+    /// A Q4_1 batch: tokens packed [`PACK`] at a time, one weight row per tile step;
+    /// the leftover tokens take single dots.
+    fn run_packed(
+        &self,
+        w: &[BlockQ4_1],
+        xq: &[BlockQ8_1],
+        n_tok: usize,
+        out: &mut [f32],
+        tile: PackedQ4_1,
+        dot: impl Fn(&[BlockQ4_1], &[BlockQ8_1]) -> f32 + Sync,
+    ) {
+        let bpr = self.cols / QK;
+        let rows = self.rows;
+        let groups = n_tok / PACK;
+        let xrow = |t: usize| &xq[t * bpr..(t + 1) * bpr];
+        let mut packed = vec![BlockQ8_1x8::default(); groups * bpr];
+        for (g, p) in packed.chunks_exact_mut(bpr).enumerate() {
+            pack_q8_1x8(std::array::from_fn(|i| xrow(PACK * g + i)), p);
+        }
+        let ptr = OutPtr(out.as_mut_ptr());
+        let body = |task: usize| {
+            // SAFETY: (t, r) is written by this task only, and is in bounds.
+            let put = |r: usize, t: usize, v: f32| unsafe { ptr.write(t * rows + r, v) };
+            let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
+            let r0 = task * ROWS_PER_TASK;
+            let r1 = (r0 + ROWS_PER_TASK).min(rows);
+            for g in 0..groups {
+                let x = packed[g * bpr..].as_ptr();
+                for r in r0..r1 {
+                    // SAFETY: the tile is only offered after CPU feature detection; the
+                    // row and the packed group have `bpr` blocks.
+                    let v = unsafe { tile(wrow(r).as_ptr(), x, bpr) };
+                    for (j, &y) in v.iter().enumerate() {
+                        put(r, PACK * g + j, y);
+                    }
+                }
+            }
+            for r in r0..r1 {
+                for t in PACK * groups..n_tok {
+                    put(r, t, dot(wrow(r), xrow(t)));
+                }
+            }
+        };
+        let tasks = rows.div_ceil(ROWS_PER_TASK);
+        if rayon::current_num_threads() <= 1 {
+            (0..tasks).for_each(body);
+        } else {
+            (0..tasks).into_par_iter().for_each(body);
+        }
+    }
+
     fn run_f32(&self, w: &[f32], x: &[f32], n_tok: usize, out: &mut [f32], c: usize) {
         for t in 0..n_tok {
             for r in 0..self.rows {
@@ -226,6 +283,33 @@ mod tests {
         for t in 0..n_tok {
             let one = m.matmul(&x[t * cols..(t + 1) * cols], 1);
             assert_eq!(&batch[t * rows..(t + 1) * rows], &one[..]);
+        }
+        // The same for Q4_1 with two full packed groups of tokens and a tail.
+        let q41 = QMatrix {
+            rows,
+            cols,
+            data: QData::Q4_1(
+                (0..rows * cols / QK)
+                    .map(|i| BlockQ4_1 {
+                        d: half::f16::from_f32(0.01 + (i % 7) as f32 * 0.003),
+                        m: half::f16::from_f32(-0.05 - (i % 5) as f32 * 0.01),
+                        qs: std::array::from_fn(|j| (i * 31 + j * 17) as u8),
+                    })
+                    .collect(),
+            ),
+        };
+        let n41 = 2 * crate::quant::PACK + 3;
+        let x41: Vec<f32> = (0..n41 * cols)
+            .map(|i| ((i * 29 % 37) as f32 - 18.0) / 9.0)
+            .collect();
+        let batch41 = q41.matmul(&x41, n41);
+        for t in 0..n41 {
+            let one = q41.matmul(&x41[t * cols..(t + 1) * cols], 1);
+            assert_eq!(
+                &batch41[t * rows..(t + 1) * rows],
+                &one[..],
+                "q4_1 token {t}"
+            );
         }
         // And it approximates the float product.
         let wf = m.to_f32();

@@ -58,7 +58,7 @@ pub fn silu(x: f32) -> f32 {
 }
 
 /// Dot product with eight fixed lanes (vectorizes; the order never depends on context).
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -101,6 +101,156 @@ pub struct AttnRecord<'a> {
     pub probs: &'a mut [f32],
 }
 
+struct RowArgs<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    s: AttnShape,
+}
+
+/// One row = one (token, head) pair: scores, softmax, weighted sum of values. Rows are
+/// independent, and each one's arithmetic never depends on the call's size.
+#[inline(always)]
+fn attend_row(a: &RowArgs, idx: usize, o: &mut [f32], sc: &mut [f32], raw: Option<&mut [f32]>) {
+    let s = a.s;
+    let hd = s.head_dim;
+    let kd = s.kv_heads * hd;
+    let group = s.heads / s.kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let (t, h) = (idx / s.heads, idx % s.heads);
+    let n = s.pos + t + 1;
+    let qr = &a.q[t * s.heads * hd + h * hd..][..hd];
+    let off = (h / group) * hd;
+    let sc = &mut sc[..n];
+    for (j, x) in sc.iter_mut().enumerate() {
+        *x = dot(qr, &a.k[j * kd + off..][..hd]) * scale;
+    }
+    if let Some(raw) = raw {
+        raw[..n].copy_from_slice(sc);
+        raw[n..].fill(f32::NEG_INFINITY);
+    }
+    let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for x in sc.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    o.fill(0.0);
+    for (j, p) in sc.iter_mut().enumerate() {
+        *p *= inv;
+        let vr = &a.v[j * kd + off..][..hd];
+        for (a, &b) in o.iter_mut().zip(vr) {
+            *a += *p * b;
+        }
+    }
+}
+
+/// The same row with AVX vectors for its two inner loops. It adds and multiplies lane
+/// by lane exactly as [`dot`] and the scalar weighted sum do (no FMA), so the results
+/// are identical bit for bit; it only keeps more in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn attend_row_avx2(
+    a: &RowArgs,
+    idx: usize,
+    o: &mut [f32],
+    sc: &mut [f32],
+    raw: Option<&mut [f32]>,
+) {
+    let s = a.s;
+    let hd = s.head_dim;
+    if !hd.is_multiple_of(64) {
+        return attend_row(a, idx, o, sc, raw);
+    }
+    let kd = s.kv_heads * hd;
+    let group = s.heads / s.kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let (t, h) = (idx / s.heads, idx % s.heads);
+    let n = s.pos + t + 1;
+    let qr = &a.q[t * s.heads * hd + h * hd..][..hd];
+    let off = (h / group) * hd;
+    let sc = &mut sc[..n];
+    for (j, x) in sc.iter_mut().enumerate() {
+        *x = avx::dot(qr, &a.k[j * kd + off..][..hd]) * scale;
+    }
+    if let Some(raw) = raw {
+        raw[..n].copy_from_slice(sc);
+        raw[n..].fill(f32::NEG_INFINITY);
+    }
+    let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for x in sc.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for p in sc.iter_mut() {
+        *p *= inv;
+    }
+    for c in (0..hd).step_by(64) {
+        avx::weighted_sum_64(&mut o[c..c + 64], sc, &a.v[off + c..], kd);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+
+    /// [`super::dot`] for lengths that are multiples of 8, in its exact order.
+    #[target_feature(enable = "avx2")]
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        assert!(a.len().is_multiple_of(8) && b.len() == a.len());
+        let mut acc = _mm256_setzero_ps();
+        for c in (0..a.len()).step_by(8) {
+            // SAFETY: c + 8 <= len for both slices.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(a.as_ptr().add(c)),
+                    _mm256_loadu_ps(b.as_ptr().add(c)),
+                )
+            };
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
+        }
+        // [a0+a4, a1+a5, a2+a6, a3+a7], then ((r0 + r1) + (r2 + r3)).
+        let r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+        let mut v = [0f32; 4];
+        // SAFETY: v has four lanes.
+        unsafe { _mm_storeu_ps(v.as_mut_ptr(), r) };
+        (v[0] + v[1]) + (v[2] + v[3])
+    }
+
+    /// `o = Σ_j p[j] · v[j·stride ..][..64]`, summed over `j` in order from zero, the
+    /// accumulator in eight registers instead of memory.
+    #[target_feature(enable = "avx2")]
+    pub fn weighted_sum_64(o: &mut [f32], p: &[f32], v: &[f32], stride: usize) {
+        assert!(o.len() == 64 && (p.is_empty() || (p.len() - 1) * stride + 64 <= v.len()));
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (j, &pj) in p.iter().enumerate() {
+            let pv = _mm256_set1_ps(pj);
+            let row = v[j * stride..].as_ptr();
+            for (i, a) in acc.iter_mut().enumerate() {
+                // SAFETY: the assert above keeps row[..64] in bounds.
+                let x = unsafe { _mm256_loadu_ps(row.add(8 * i)) };
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(pv, x));
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            // SAFETY: o has 64 lanes.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(8 * i), *a) };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_detected() -> bool {
+    static D: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *D.get_or_init(|| {
+        is_x86_feature_detected!("avx2")
+            && !std::env::var("LAV_KERNEL").is_ok_and(|v| v == "portable")
+    })
+}
+
 /// Causal grouped-query attention.
 ///
 /// `q` is `tokens × (heads·head_dim)`; `k`/`v` hold every cached position
@@ -115,40 +265,16 @@ pub fn attention(
     record: Option<AttnRecord<'_>>,
 ) -> Vec<f32> {
     let hd = s.head_dim;
-    let kd = s.kv_heads * hd;
-    let group = s.heads / s.kv_heads;
     let total = s.total();
-    let scale = 1.0 / (hd as f32).sqrt();
     let mut out = vec![0f32; s.tokens * s.heads * hd];
-    // One row = one (token, head) pair; rows are independent.
+    let args = RowArgs { q, k, v, s };
     let row = |idx: usize, o: &mut [f32], sc: &mut [f32], raw: Option<&mut [f32]>| {
-        let (t, h) = (idx / s.heads, idx % s.heads);
-        let n = s.pos + t + 1;
-        let qr = &q[t * s.heads * hd + h * hd..][..hd];
-        let off = (h / group) * hd;
-        let sc = &mut sc[..n];
-        for (j, x) in sc.iter_mut().enumerate() {
-            *x = dot(qr, &k[j * kd + off..][..hd]) * scale;
+        // SAFETY: the AVX2 build of the row is only chosen after runtime detection.
+        #[cfg(target_arch = "x86_64")]
+        if avx2_detected() {
+            return unsafe { attend_row_avx2(&args, idx, o, sc, raw) };
         }
-        if let Some(raw) = raw {
-            raw[..n].copy_from_slice(sc);
-            raw[n..].fill(f32::NEG_INFINITY);
-        }
-        let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f64;
-        for x in sc.iter_mut() {
-            *x = (*x - max).exp();
-            sum += *x as f64;
-        }
-        let inv = (1.0 / sum) as f32;
-        o.fill(0.0);
-        for (j, p) in sc.iter_mut().enumerate() {
-            *p *= inv;
-            let vr = &v[j * kd + off..][..hd];
-            for (a, &b) in o.iter_mut().zip(vr) {
-                *a += *p * b;
-            }
-        }
+        attend_row(&args, idx, o, sc, raw)
     };
     let rows = s.tokens * s.heads;
     match record {
@@ -221,6 +347,43 @@ mod tests {
                 None,
             );
             assert_eq!(&full[t * 96..(t + 1) * 96], &one[..], "token {t}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_rows_equal_baseline_rows_bit_for_bit() {
+        if !avx2_detected() {
+            return; // the baseline row is the only one this CPU runs
+        }
+        let s = AttnShape {
+            tokens: 40,
+            pos: 7,
+            heads: 9,
+            kv_heads: 3,
+            head_dim: 64,
+        };
+        let total = s.total();
+        let (q, k, v) = (
+            pseudo(s.tokens * 9 * 64, 7),
+            pseudo(total * 3 * 64, 8),
+            pseudo(total * 3 * 64, 9),
+        );
+        let args = RowArgs {
+            q: &q,
+            k: &k,
+            v: &v,
+            s,
+        };
+        for idx in 0..s.tokens * s.heads {
+            let (mut o1, mut o2) = (vec![0f32; 64], vec![1f32; 64]);
+            let (mut p1, mut p2) = (vec![0f32; total], vec![0f32; total]);
+            attend_row(&args, idx, &mut o1, &mut p1, None);
+            // SAFETY: AVX2 was detected above.
+            unsafe { attend_row_avx2(&args, idx, &mut o2, &mut p2, None) };
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&o1), bits(&o2), "row {idx}");
+            assert_eq!(bits(&p1), bits(&p2), "row {idx}");
         }
     }
 

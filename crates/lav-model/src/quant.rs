@@ -53,6 +53,41 @@ impl Default for BlockQ8_1 {
     }
 }
 
+/// Tokens per packed activation group (the prefill tile's width).
+pub const PACK: usize = 8;
+
+/// Block `b` of [`PACK`] consecutive tokens' Q8_1 rows, packed for the prefill tile:
+/// the scales already in f32 (exact conversions of the f16 fields) and each token's
+/// quants 32-byte aligned, so one tile step reads everything with plain vector loads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(32))]
+pub struct BlockQ8_1x8 {
+    pub d: [f32; PACK],
+    pub s: [f32; PACK],
+    pub qs: [[i8; QK]; PACK],
+}
+
+impl Default for BlockQ8_1x8 {
+    fn default() -> Self {
+        Self {
+            d: [0.0; PACK],
+            s: [0.0; PACK],
+            qs: [[0; QK]; PACK],
+        }
+    }
+}
+
+/// Packs [`PACK`] tokens' Q8_1 rows (equal length) into [`BlockQ8_1x8`]s, block by block.
+pub fn pack_q8_1x8(rows: [&[BlockQ8_1]; PACK], out: &mut [BlockQ8_1x8]) {
+    for (b, o) in out.iter_mut().enumerate() {
+        *o = BlockQ8_1x8 {
+            d: std::array::from_fn(|t| rows[t][b].d.to_f32()),
+            s: std::array::from_fn(|t| rows[t][b].s.to_f32()),
+            qs: std::array::from_fn(|t| rows[t][b].qs),
+        };
+    }
+}
+
 impl Default for BlockQ8_0 {
     fn default() -> Self {
         Self {
@@ -372,37 +407,40 @@ pub mod avx2 {
     // bit-identical; sharing loads and running four independent FMA chains is what
     // makes them fast.
 
-    /// One Q4_1 weight row against four Q8_1 activation rows (prefill).
+    /// One Q4_1 weight row against [`PACK`] packed tokens (prefill): eight dots, each
+    /// with its own accumulator, sharing one decode of the weight block.
     ///
     /// # Safety
-    /// AVX2, FMA and F16C; every pointer must have `nb` readable blocks.
+    /// AVX2, FMA and F16C; `w` and `x` must have `nb` readable blocks.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn q4_1_row_x4(
-        w: *const BlockQ4_1,
-        x: [*const BlockQ8_1; 4],
-        nb: usize,
-    ) -> [f32; 4] {
+    pub unsafe fn q4_1_1x8(w: *const BlockQ4_1, x: *const BlockQ8_1x8, nb: usize) -> [f32; PACK] {
         let ones = _mm256_set1_epi16(1);
         let low = _mm256_set1_epi8(0x0F);
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut summs = _mm_setzero_ps();
+        let mut acc = [_mm256_setzero_ps(); PACK];
+        let mut summs = _mm256_setzero_ps();
         for b in 0..nb {
             unsafe {
+                let xb = &*x.add(b);
                 let wb = w.add(b);
                 let (d0, m0) = pair1(wb as *const u8);
-                let xb: [*const BlockQ8_1; 4] = std::array::from_fn(|t| x[t].add(b));
-                let (d1, s1) = pairs4(std::array::from_fn(|t| xb[t] as *const u8));
-                summs = _mm_add_ps(summs, _mm_mul_ps(m0, s1));
-                let dd = _mm_mul_ps(d0, d1);
+                let (d0, m0) = (_mm256_set_m128(d0, d0), _mm256_set_m128(m0, m0));
+                // m0·s1 and d0·d1 per token, the products the single dot forms.
+                summs = _mm256_add_ps(summs, _mm256_mul_ps(m0, _mm256_load_ps(xb.s.as_ptr())));
+                let dd = _mm256_mul_ps(d0, _mm256_load_ps(xb.d.as_ptr()));
                 let qx = nibbles((*wb).qs.as_ptr(), low);
-                for t in 0..4 {
-                    let qy = _mm256_loadu_si256((*xb[t]).qs.as_ptr() as *const __m256i);
+                for (t, acc) in acc.iter_mut().enumerate() {
+                    let qy = _mm256_load_si256(xb.qs[t].as_ptr() as *const __m256i);
                     let dot32 = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), ones);
-                    acc[t] = _mm256_fmadd_ps(lane(dd, t as i32), _mm256_cvtepi32_ps(dot32), acc[t]);
+                    let ddt = _mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(t as i32));
+                    *acc = _mm256_fmadd_ps(ddt, _mm256_cvtepi32_ps(dot32), *acc);
                 }
             }
         }
-        unsafe { finish4(acc, summs) }
+        let mut s = [0f32; PACK];
+        unsafe {
+            _mm256_storeu_ps(s.as_mut_ptr(), summs);
+            std::array::from_fn(|t| hsum(acc[t]) + s[t])
+        }
     }
 
     /// One Q8_0 weight row against four Q8_0 activation rows (prefill).
@@ -529,6 +567,9 @@ pub struct Tiles<W, X> {
     pub one_by_four: unsafe fn(*const W, [*const X; 4], usize) -> [f32; 4],
 }
 
+/// One Q4_1 weight row against [`PACK`] packed tokens; bit-identical to single dots.
+pub type PackedQ4_1 = unsafe fn(*const BlockQ4_1, *const BlockQ8_1x8, usize) -> [f32; PACK];
+
 impl<W, X> Clone for Tiles<W, X> {
     fn clone(&self) -> Self {
         *self
@@ -537,13 +578,12 @@ impl<W, X> Clone for Tiles<W, X> {
 impl<W, X> Copy for Tiles<W, X> {}
 
 impl Kernel {
-    /// Tiled Q4_1 × Q8_1 kernels, where this CPU has them.
-    pub fn tiles_q4_1(self) -> Option<Tiles<BlockQ4_1, BlockQ8_1>> {
+    /// The Q4_1 prefill tile (one weight row × [`PACK`] packed tokens), where this
+    /// CPU has it.
+    pub fn packed_q4_1(self) -> Option<PackedQ4_1> {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => Some(Tiles {
-                one_by_four: avx2::q4_1_row_x4,
-            }),
+            Kernel::Avx2 => Some(avx2::q4_1_1x8),
             _ => None,
         }
     }
@@ -678,37 +718,37 @@ mod tests {
     #[test]
     fn prefill_tiles_equal_single_dots_bit_for_bit() {
         let k = Kernel::detect();
-        let (Some(t41), Some(t80)) = (k.tiles_q4_1(), k.tiles_q8_0()) else {
+        let (Some(t41), Some(t80)) = (k.packed_q4_1(), k.tiles_q8_0()) else {
             return; // no tiled kernels on this CPU: the matmul uses single dots
         };
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         for n in [1, 18, 48] {
-            let w: Vec<Vec<BlockQ4_1>> = (0..4).map(|_| random_q4_1(&mut rng, n)).collect();
-            let w8: Vec<Vec<BlockQ8_0>> = (0..4)
-                .map(|_| quantize_weights_q8_0(&random_act(&mut rng, n)))
-                .collect();
-            let mut y1 = vec![vec![BlockQ8_1::default(); n]; 4];
+            let w = random_q4_1(&mut rng, n);
+            let w8 = quantize_weights_q8_0(&random_act(&mut rng, n));
+            let mut y1 = vec![vec![BlockQ8_1::default(); n]; PACK];
             let mut y0 = vec![vec![BlockQ8_0::default(); n]; 4];
-            for i in 0..4 {
+            for i in 0..PACK {
                 let a = random_act(&mut rng, n);
                 quantize_row_q8_1(&a, &mut y1[i]);
-                quantize_row_q8_0(&a, &mut y0[i]);
+                if i < 4 {
+                    quantize_row_q8_0(&a, &mut y0[i]);
+                }
             }
-            let p = |v: &Vec<BlockQ4_1>| v.as_ptr();
+            let mut packed = vec![BlockQ8_1x8::default(); n];
+            pack_q8_1x8(std::array::from_fn(|i| &y1[i][..]), &mut packed);
             // SAFETY: AVX2 was detected (tiles offered) and every row has n blocks.
             let (b, d) = unsafe {
                 (
-                    (t41.one_by_four)(p(&w[0]), std::array::from_fn(|i| y1[i].as_ptr()), n),
-                    (t80.one_by_four)(w8[0].as_ptr(), std::array::from_fn(|i| y0[i].as_ptr()), n),
+                    t41(w.as_ptr(), packed.as_ptr(), n),
+                    (t80.one_by_four)(w8.as_ptr(), std::array::from_fn(|i| y0[i].as_ptr()), n),
                 )
             };
+            let bits = |x: f32| x.to_bits();
+            for i in 0..PACK {
+                assert_eq!(bits(b[i]), bits(portable::vec_dot_q4_1_q8_1(&w, &y1[i])));
+            }
             for i in 0..4 {
-                let bits = |x: f32| x.to_bits();
-                assert_eq!(bits(b[i]), bits(portable::vec_dot_q4_1_q8_1(&w[0], &y1[i])));
-                assert_eq!(
-                    bits(d[i]),
-                    bits(portable::vec_dot_q8_0_q8_0(&w8[0], &y0[i]))
-                );
+                assert_eq!(bits(d[i]), bits(portable::vec_dot_q8_0_q8_0(&w8, &y0[i])));
             }
         }
     }

@@ -5,6 +5,7 @@
 //! weight row is read once per call and reused for every token of a prefill batch,
 //! which is what makes prefill faster per token than decode.
 
+use crate::ops::par_rows;
 use crate::quant::{
     Block, BlockQ4_1, BlockQ8_0, BlockQ8_1, BlockQ8_1x8, Kernel, PACK, PackedQ4_1, QK, Tiles,
     pack_q8_1x8, quantize_row_q8_0, quantize_row_q8_1,
@@ -94,9 +95,7 @@ impl QMatrix {
         match &self.data {
             QData::Q4_1(w) => {
                 let mut xq = vec![BlockQ8_1::default(); n_tok * bpr];
-                for (xr, qr) in x.chunks_exact(self.cols).zip(xq.chunks_exact_mut(bpr)) {
-                    quantize_row_q8_1(xr, qr);
-                }
+                par_rows(x, &mut xq, self.cols, bpr, quantize_row_q8_1);
                 if let Some(tile) = kernel.packed_q4_1().filter(|_| n_tok >= PACK) {
                     self.run_packed(w, &xq, n_tok, &mut out, tile, |a, b| {
                         kernel.dot_q4_1_q8_1(a, b)
@@ -110,9 +109,7 @@ impl QMatrix {
             }
             QData::Q8_0(w) => {
                 let mut xq = vec![BlockQ8_0::default(); n_tok * bpr];
-                for (xr, qr) in x.chunks_exact(self.cols).zip(xq.chunks_exact_mut(bpr)) {
-                    quantize_row_q8_0(xr, qr);
-                }
+                par_rows(x, &mut xq, self.cols, bpr, quantize_row_q8_0);
                 let tiles = kernel.tiles_q8_0();
                 self.run(w, &xq, n_tok, &mut out, tiles, |a, b| {
                     kernel.dot_q8_0_q8_0(a, b)
@@ -203,9 +200,10 @@ impl QMatrix {
         let groups = n_tok / PACK;
         let xrow = |t: usize| &xq[t * bpr..(t + 1) * bpr];
         let mut packed = vec![BlockQ8_1x8::default(); groups * bpr];
-        for (g, p) in packed.chunks_exact_mut(bpr).enumerate() {
-            pack_q8_1x8(std::array::from_fn(|i| xrow(PACK * g + i)), p);
-        }
+        packed
+            .par_chunks_exact_mut(bpr)
+            .enumerate()
+            .for_each(|(g, p)| pack_q8_1x8(std::array::from_fn(|i| xrow(PACK * g + i)), p));
         let ptr = OutPtr(out.as_mut_ptr());
         let body = |task: usize| {
             // SAFETY: (t, r) is written by this task only, and is in bounds.

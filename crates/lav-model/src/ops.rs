@@ -14,14 +14,36 @@ use rayon::prelude::*;
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
     let dim = weight.len();
     let mut out = vec![0f32; x.len()];
-    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+    par_rows(x, &mut out, dim, dim, |xr, or| {
         let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
         let scale = 1.0 / ((sum / dim as f64) as f32 + eps).sqrt();
         for ((o, &v), &w) in or.iter_mut().zip(xr).zip(weight) {
             *o = (v * scale) * w;
         }
-    }
+    });
     out
+}
+
+/// Applies a per-row function (row `t` of `x`, `cols` wide, to row `t` of `y`, `ycols`
+/// wide), in parallel for batches. Rows are independent, so the result is the same.
+pub fn par_rows<X: Sync, Y: Send>(
+    x: &[X],
+    y: &mut [Y],
+    cols: usize,
+    ycols: usize,
+    f: impl Fn(&[X], &mut [Y]) + Sync,
+) {
+    let n = x.len() / cols;
+    if n < 8 || rayon::current_num_threads() <= 1 {
+        x.chunks_exact(cols)
+            .zip(y.chunks_exact_mut(ycols))
+            .for_each(|(a, b)| f(a, b));
+    } else {
+        x.par_chunks_exact(cols)
+            .zip(y.par_chunks_exact_mut(ycols))
+            .with_min_len(4)
+            .for_each(|(a, b)| f(a, b));
+    }
 }
 
 /// Rotates consecutive pairs `(x[2i], x[2i+1])` of each head by the angle of pair `i`
@@ -45,11 +67,13 @@ pub fn rope(x: &mut [f32], head_dim: usize, pos0: usize, cos: &[f32], sin: &[f32
 
 /// `silu(gate) · up` for a `rows × (2·inter)` buffer holding `[gate | up]` per row.
 pub fn swiglu(gate_up: &[f32], inter: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(gate_up.len() / 2);
-    for row in gate_up.chunks_exact(2 * inter) {
+    let mut out = vec![0f32; gate_up.len() / 2];
+    par_rows(gate_up, &mut out, 2 * inter, inter, |row, o| {
         let (g, u) = row.split_at(inter);
-        out.extend(g.iter().zip(u).map(|(&g, &u)| silu(g) * u));
-    }
+        for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+            *o = silu(g) * u;
+        }
+    });
     out
 }
 

@@ -2,9 +2,9 @@
 //! through lav's own store, never from a hub), loaded once per test binary, and the
 //! committed golden files.
 
-use lav_model::{Llama, Tokenizer, WeightFormat};
+use lav_model::{Embedder, Llama, Tokenizer, WeightFormat};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Path of the default GGUF, installing it with `lav models fetch` logic if needed.
 pub fn default_gguf() -> PathBuf {
@@ -25,13 +25,58 @@ pub fn embedder_dir() -> PathBuf {
 
 /// The default model on the stored weights, loaded once.
 pub fn model() -> &'static Llama {
-    static M: OnceLock<Llama> = OnceLock::new();
-    M.get_or_init(|| Llama::load(&default_gguf(), WeightFormat::Stored).expect("load model"))
+    shared_model()
+}
+
+fn shared_model() -> &'static Arc<Llama> {
+    static M: OnceLock<Arc<Llama>> = OnceLock::new();
+    M.get_or_init(|| {
+        Arc::new(Llama::load(&default_gguf(), WeightFormat::Stored).expect("load model"))
+    })
 }
 
 pub fn tokenizer() -> &'static Tokenizer {
-    static T: OnceLock<Tokenizer> = OnceLock::new();
-    T.get_or_init(|| Tokenizer::from_gguf_path(&default_gguf()).expect("tokenizer"))
+    shared_tokenizer()
+}
+
+fn shared_tokenizer() -> &'static Arc<Tokenizer> {
+    static T: OnceLock<Arc<Tokenizer>> = OnceLock::new();
+    T.get_or_init(|| Arc::new(Tokenizer::from_gguf_path(&default_gguf()).expect("tokenizer")))
+}
+
+/// Gives labs the models above (loaded once per test binary).
+pub struct TestLoader;
+
+impl lav_labs::Loader for TestLoader {
+    fn model(&self) -> lav_labs::Result<Arc<Llama>> {
+        Ok(shared_model().clone())
+    }
+    fn tokenizer(&self) -> lav_labs::Result<Arc<Tokenizer>> {
+        Ok(shared_tokenizer().clone())
+    }
+    fn embedder(&self) -> lav_labs::Result<Arc<Embedder>> {
+        static E: OnceLock<Arc<Embedder>> = OnceLock::new();
+        Ok(
+            E.get_or_init(|| Arc::new(Embedder::load(&embedder_dir()).expect("embedder")))
+                .clone(),
+        )
+    }
+    fn model_name(&self) -> String {
+        "SmolLM2-135M-Instruct Q4_1".into()
+    }
+}
+
+/// The repository's `labs/` folder.
+pub fn labs_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("labs")
+}
+
+/// A lab context over the test models and the repository's lessons.
+pub fn lab_context() -> lav_labs::Context {
+    lav_labs::Context {
+        dir: labs_dir(),
+        loader: Arc::new(TestLoader),
+    }
 }
 
 /// A committed golden JSON file from `tests/golden/`.

@@ -2,6 +2,7 @@
 //! prints. All model work is `lav-model`'s; all model files are `lav-store`'s.
 
 mod bench;
+mod lab_cmd;
 mod resolve;
 
 use anyhow::{Context, Result, bail};
@@ -84,6 +85,13 @@ enum Command {
     },
     /// Measure prefill and decode speed on this machine.
     Bench(bench::BenchArgs),
+    /// List the labs by track, with their status.
+    Labs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a lab: a step's explanation and its live scene.
+    Lab(lab_cmd::LabArgs),
 }
 
 #[derive(Args)]
@@ -173,6 +181,7 @@ fn utf8(s: &OsString, what: &str) -> Result<String> {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -199,6 +208,17 @@ fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `lav labs | head` must end quietly when the reader goes away, as other command-line
+/// tools do, instead of panicking in `println!`: restore the default SIGPIPE action
+/// that Rust's runtime replaces with "ignore".
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -302,6 +322,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench::run(&g, format, a),
+        Command::Labs { json } => lab_cmd::labs(json),
+        Command::Lab(a) => lab_cmd::lab(&g, format, a),
     }
 }
 

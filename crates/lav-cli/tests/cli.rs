@@ -68,6 +68,8 @@ fn every_command_has_help() {
         vec!["inspect", "--help"],
         vec!["embed", "--help"],
         vec!["bench", "--help"],
+        vec!["labs", "--help"],
+        vec!["lab", "--help"],
     ] {
         let text = stdout_of(&cmd);
         assert!(text.contains("Usage:"), "{cmd:?}: {text}");
@@ -342,4 +344,68 @@ fn a_stale_partial_file_is_replaced_by_a_verified_fetch() {
         .find(|m| m["name"] == "minilm-l6-v2")
         .unwrap();
     assert_eq!(m["status"], "verified", "{m}");
+}
+
+#[test]
+fn labs_lists_the_curriculum_with_status() {
+    let v = json_of(&["labs", "--json"]);
+    let tracks = v["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), 6);
+    assert_eq!(tracks[0]["labs"][0]["id"], "tokenization");
+    assert_eq!(tracks[0]["labs"][0]["status"], "available");
+    let text = stdout_of(&["labs"]);
+    assert!(
+        text.contains("LLM Internals") && text.contains("planned"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lab_prints_a_steps_scene_as_json_and_text() {
+    let v = json_of(&[
+        "lab",
+        "tokenization",
+        "--step",
+        "merges",
+        "--set",
+        "text=low lower lowest",
+        "--set",
+        "merge=2",
+        "--json",
+    ]);
+    assert_eq!(v["lab"], "tokenization");
+    assert_eq!(v["step"], "merges");
+    assert_eq!(v["values"]["merge"], 2.0);
+    let items = v["scene"]["items"].as_array().unwrap();
+    assert_eq!(items[0]["primitive"]["type"], "token_strip");
+    assert_eq!(items[0]["provenance"]["kind"], "computed");
+    let t = stdout_of(&["lab", "tokenization", "--step", "roundtrip", "--text"]);
+    assert!(
+        t.contains("Nothing is out of vocabulary") && t.contains("[model: "),
+        "{t}"
+    );
+}
+
+#[test]
+fn lab_errors_list_the_valid_choices() {
+    fails_with(
+        lav().args(["lab", "no-such-lab"]),
+        &["unknown lab `no-such-lab`", "tokenization"],
+    );
+    fails_with(
+        lav().args(["lab", "paged-attention"]),
+        &["planned", "tokenization"],
+    );
+    fails_with(
+        lav().args(["lab", "tokenization", "--step", "zzz"]),
+        &["unknown step `zzz`", "bytes, pairs"],
+    );
+    fails_with(
+        lav().args(["lab", "tokenization", "--set", "merge=-3"]),
+        &["merge", "0 to 200"],
+    );
+    fails_with(
+        lav().args(["lab", "tokenization", "--set", "nope=1"]),
+        &["unknown control `nope`", "merge"],
+    );
 }

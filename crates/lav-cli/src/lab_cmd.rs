@@ -1,0 +1,163 @@
+//! `lav labs` and `lav lab`: list the curriculum, open a lab, print or draw its scene.
+
+use crate::{Global, resolve};
+use anyhow::Result;
+use clap::Args;
+use lav_labs::{Context, LabError, Loader, Registry, Status};
+use lav_model::{Embedder, Llama, Tokenizer, WeightFormat};
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+
+#[derive(Args)]
+pub struct LabArgs {
+    /// The lab to open (see `lav labs`).
+    pub id: String,
+    /// Open at this step (its id; see the lab's lesson).
+    #[arg(long)]
+    pub step: Option<String>,
+    /// Set a control: `--set key=value`, repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the step's scene as JSON.
+    #[arg(long, conflicts_with_all = ["text", "tui"])]
+    pub json: bool,
+    /// Print a plain-text rendering (for pipes and screen readers).
+    #[arg(long, conflicts_with = "tui")]
+    pub text: bool,
+    /// Open the terminal UI even where a display is available.
+    #[arg(long)]
+    pub tui: bool,
+}
+
+/// Loads models on first use, once, through the same resolution as every command.
+pub struct CliLoader {
+    global: Global,
+    format: WeightFormat,
+    model: Mutex<Option<Arc<Llama>>>,
+    tokenizer: Mutex<Option<Arc<Tokenizer>>>,
+    embedder: Mutex<Option<Arc<Embedder>>>,
+}
+
+impl CliLoader {
+    pub fn new(global: &Global, format: WeightFormat) -> Self {
+        CliLoader {
+            global: global.clone(),
+            format,
+            model: Mutex::new(None),
+            tokenizer: Mutex::new(None),
+            embedder: Mutex::new(None),
+        }
+    }
+}
+
+fn once<T>(
+    slot: &Mutex<Option<Arc<T>>>,
+    load: impl FnOnce() -> Result<T>,
+) -> lav_labs::Result<Arc<T>> {
+    let mut s = slot.lock().expect("loader lock");
+    if let Some(v) = &*s {
+        return Ok(v.clone());
+    }
+    let v = Arc::new(load().map_err(|e| LabError::Input(format!("{e:#}")))?);
+    *s = Some(v.clone());
+    Ok(v)
+}
+
+impl Loader for CliLoader {
+    fn model(&self) -> lav_labs::Result<Arc<Llama>> {
+        once(&self.model, || {
+            let path = resolve::gguf_path(&self.global)?;
+            Ok(Llama::load(&path, self.format)?)
+        })
+    }
+
+    fn tokenizer(&self) -> lav_labs::Result<Arc<Tokenizer>> {
+        once(&self.tokenizer, || resolve::tokenizer(&self.global))
+    }
+
+    fn embedder(&self) -> lav_labs::Result<Arc<Embedder>> {
+        once(&self.embedder, || {
+            let dir = lav_store::Store::default()
+                .ensure(lav_store::DEFAULT_EMBEDDER, std::io::stderr().is_terminal())?;
+            Ok(Embedder::load(&dir)?)
+        })
+    }
+
+    fn model_name(&self) -> String {
+        match (&self.global.model, &self.global.hf) {
+            (Some(p), _) => std::path::Path::new(p)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "local GGUF".into()),
+            (None, Some(h)) => h.clone(),
+            (None, None) => "SmolLM2-135M-Instruct Q4_1".into(),
+        }
+    }
+}
+
+pub fn labs(json: bool) -> Result<()> {
+    let reg = Registry::load(&lav_labs::labs_dir()?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reg)?);
+        return Ok(());
+    }
+    for t in &reg.tracks {
+        println!("{}", t.title);
+        for l in &t.labs {
+            let mark = match l.status {
+                Status::Available => "available",
+                Status::Planned => "planned",
+            };
+            println!("  {:<34} {:<10} {}", l.id, mark, l.title);
+        }
+    }
+    let n = reg.labs().count();
+    let a = reg.available().len();
+    println!("\n{a} of {n} labs available; open one with `lav lab ID`");
+    Ok(())
+}
+
+pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
+    let ctx = Context {
+        dir: lav_labs::labs_dir()?,
+        loader: Arc::new(CliLoader::new(g, format)),
+    };
+    let mut session = lav_labs::open_session(&a.id, &ctx)?;
+    if let Some(s) = &a.step {
+        session.go_to(s)?;
+    }
+    for s in &a.set {
+        session.set_raw(s)?;
+    }
+    if a.json {
+        let scene = session.scene()?;
+        let out = serde_json::json!({
+            "lab": session.entry.id,
+            "step": session.step().id,
+            "title": session.lesson_step().title,
+            "controls": session.step().controls,
+            "values": session.values,
+            "scene": scene,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    {
+        // The terminal UI arrives with lav-tui; until then every mode prints text.
+        let _ = (a.text, a.tui);
+        let scene = session.scene()?;
+        let st = session.lesson_step();
+        println!(
+            "# {} — {} [{}]",
+            session.lesson.title,
+            st.title,
+            session.step().id
+        );
+        println!("\n{}\n", st.body);
+        if !st.try_it.is_empty() {
+            println!("Try it: {}\n", st.try_it);
+        }
+        print!("{}", lav_scene::render_text(&scene));
+    }
+    Ok(())
+}

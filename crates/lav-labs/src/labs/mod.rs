@@ -1,0 +1,30 @@
+//! The lab implementations, one file per lab, and the table that opens them.
+
+mod tokenization;
+
+use crate::error::Result;
+use crate::lab::{Lab, Loader};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a lab may use when it opens: the labs folder (for its data files) and the
+/// loader for real models.
+#[derive(Clone)]
+pub struct Context {
+    pub dir: PathBuf,
+    pub loader: Arc<dyn Loader + Send + Sync>,
+}
+
+type Opener = fn(&Context) -> Result<Box<dyn Lab>>;
+
+const LABS: &[(&str, Opener)] = &[("tokenization", tokenization::open)];
+
+/// Whether this build has an implementation of `id`.
+pub fn is_available(id: &str) -> bool {
+    LABS.iter().any(|(l, _)| *l == id)
+}
+
+/// Opens lab `id` (the caller has checked it is available).
+pub fn open(id: &str, ctx: &Context) -> Option<Result<Box<dyn Lab>>> {
+    LABS.iter().find(|(l, _)| *l == id).map(|(_, f)| f(ctx))
+}

@@ -1,0 +1,337 @@
+//! The scene primitives. Plain data: every field is what a renderer needs to draw,
+//! already computed. Matrices are row-major `Vec<f32>` with their shape alongside.
+
+use crate::palette::{ColorScale, Role};
+use serde::{Deserialize, Serialize};
+
+/// What one lab step shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scene {
+    pub items: Vec<Item>,
+}
+
+impl Scene {
+    pub fn new() -> Self {
+        Scene { items: Vec::new() }
+    }
+
+    /// Adds an item and returns the scene (builder style).
+    pub fn with(mut self, item: Item) -> Self {
+        self.items.push(item);
+        self
+    }
+
+    pub fn push(&mut self, item: Item) {
+        self.items.push(item);
+    }
+
+    /// The first item with this id.
+    pub fn item(&self, id: &str) -> Option<&Item> {
+        self.items.iter().find(|i| i.id == id)
+    }
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One primitive with a stable id (tests and renderers address it), a caption and
+/// the provenance of its numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    pub title: String,
+    pub provenance: Provenance,
+    pub primitive: Primitive,
+}
+
+impl Item {
+    pub fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        provenance: Provenance,
+        primitive: Primitive,
+    ) -> Self {
+        Item {
+            id: id.into(),
+            title: title.into(),
+            provenance,
+            primitive,
+        }
+    }
+}
+
+/// Where the numbers of an item come from. Renderers always show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Provenance {
+    /// Computed by the real model on this machine (`model` names it).
+    Model { model: String },
+    /// Measured from the real inference engine or agent runtime.
+    Engine { engine: String },
+    /// A simulator driven by a row of the hardware table.
+    Simulated { hardware: String },
+    /// A published figure, with its source.
+    Published { citation: String },
+    /// A counterfactual: what would happen if… The model does not do this.
+    WhatIf { note: String },
+    /// Computed from a formula or by the lab itself on the learner's input (a BPE
+    /// trainer, a PCA), not by the model.
+    Computed { method: String },
+}
+
+impl Provenance {
+    pub fn model(m: impl Into<String>) -> Self {
+        Provenance::Model { model: m.into() }
+    }
+    pub fn published(c: impl Into<String>) -> Self {
+        Provenance::Published { citation: c.into() }
+    }
+    pub fn what_if(n: impl Into<String>) -> Self {
+        Provenance::WhatIf { note: n.into() }
+    }
+    pub fn computed(m: impl Into<String>) -> Self {
+        Provenance::Computed { method: m.into() }
+    }
+
+    /// A short label for renderers: "model: SmolLM2-135M", "what-if: …".
+    pub fn label(&self) -> String {
+        match self {
+            Provenance::Model { model } => format!("model: {model}"),
+            Provenance::Engine { engine } => format!("engine: {engine}"),
+            Provenance::Simulated { hardware } => format!("simulated: {hardware}"),
+            Provenance::Published { citation } => format!("published: {citation}"),
+            Provenance::WhatIf { note } => format!("what-if: {note}"),
+            Provenance::Computed { method } => format!("computed: {method}"),
+        }
+    }
+
+    pub fn is_what_if(&self) -> bool {
+        matches!(self, Provenance::WhatIf { .. })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Primitive {
+    TokenStrip(TokenStrip),
+    Heatmap(Heatmap),
+    TensorBlock(TensorBlock),
+    PointCloud(PointCloud),
+    Bars(Bars),
+    Timeline(Timeline),
+    BlockGrid(BlockGrid),
+    Tree(Tree),
+    Graph(Graph),
+    Plot(Plot),
+    Table(Table),
+    Text(Text),
+}
+
+/// A row of token chips.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenStrip {
+    pub tokens: Vec<Chip>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Chip {
+    /// The text as shown (whitespace made visible by the lab where it matters).
+    pub text: String,
+    /// The token id, where there is one.
+    pub id: Option<u32>,
+    pub role: Role,
+    /// Selected or new in this step.
+    #[serde(default)]
+    pub highlight: bool,
+}
+
+/// A labelled matrix drawn as coloured cells.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heatmap {
+    pub rows: Vec<String>,
+    pub cols: Vec<String>,
+    /// Row-major, `rows.len() × cols.len()`. Masked cells may be −∞ (drawn grey).
+    pub values: Vec<f32>,
+    pub scale: ColorScale,
+    /// The cell the learner selected, `(row, col)`.
+    pub selected: Option<(usize, usize)>,
+    pub row_axis: String,
+    pub col_axis: String,
+}
+
+impl Heatmap {
+    pub fn get(&self, r: usize, c: usize) -> f32 {
+        self.values[r * self.cols.len() + c]
+    }
+}
+
+/// A 3-D tensor drawn as a block: its shape, axis names, and optionally a highlighted
+/// slab (e.g. the rows a lookup selects) and a small sample of values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorBlock {
+    pub shape: Vec<usize>,
+    pub axes: Vec<String>,
+    pub role: Role,
+    /// Index ranges per axis that are highlighted, `[start, end)`.
+    pub highlight: Vec<(usize, usize)>,
+}
+
+/// Labelled points in 2-D or 3-D.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointCloud {
+    /// 2 or 3.
+    pub dims: usize,
+    pub axes: Vec<String>,
+    pub points: Vec<Point>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub label: String,
+    /// `dims` coordinates.
+    pub coords: Vec<f32>,
+    /// Group index (colour via [`Role::series`]).
+    pub group: usize,
+    #[serde(default)]
+    pub highlight: bool,
+}
+
+/// A bar chart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bars {
+    pub bars: Vec<Bar>,
+    pub unit: String,
+    #[serde(default)]
+    pub log: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+    pub role: Role,
+}
+
+/// Lanes of spans over time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub lanes: Vec<String>,
+    pub spans: Vec<Span>,
+    pub unit: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub lane: usize,
+    pub start: f64,
+    pub end: f64,
+    pub label: String,
+    pub role: Role,
+}
+
+/// A grid of blocks (an allocator view): each cell free or owned by someone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockGrid {
+    pub columns: usize,
+    pub cells: Vec<Cell>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Who holds the block; `None` is free.
+    pub owner: Option<usize>,
+    pub label: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub root: TreeNode,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TreeNode {
+    pub label: String,
+    pub value: Option<String>,
+    pub children: Vec<TreeNode>,
+}
+
+/// Nodes and directed edges.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: String,
+    pub label: String,
+    pub role: Role,
+    /// Column for layered layouts (renderers may ignore it).
+    pub layer: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub label: String,
+}
+
+/// Lines and points on two axes, either of which may be logarithmic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plot {
+    pub x_label: String,
+    pub y_label: String,
+    #[serde(default)]
+    pub x_log: bool,
+    #[serde(default)]
+    pub y_log: bool,
+    pub series: Vec<Series>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    /// Joined by lines (else drawn as points).
+    pub line: bool,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// The cell in the row whose first column is `key`, under column `col`.
+    pub fn lookup(&self, key: &str, col: &str) -> Option<&str> {
+        let c = self.columns.iter().position(|x| x == col)?;
+        let r = self
+            .rows
+            .iter()
+            .find(|r| r.first().is_some_and(|k| k == key))?;
+        r.get(c).map(String::as_str)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Text {
+    pub body: String,
+    pub style: TextStyle,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextStyle {
+    Plain,
+    /// A fact or result worth pausing on.
+    Callout,
+    /// Something went wrong or is not what the model does.
+    Warning,
+}

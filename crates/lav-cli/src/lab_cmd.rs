@@ -142,22 +142,22 @@ pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    {
-        // The terminal UI arrives with lav-tui; until then every mode prints text.
-        let _ = (a.text, a.tui);
-        let scene = session.scene()?;
-        let st = session.lesson_step();
-        println!(
-            "# {} — {} [{}]",
-            session.lesson.title,
-            st.title,
-            session.step().id
-        );
-        println!("\n{}\n", st.body);
-        if !st.try_it.is_empty() {
-            println!("Try it: {}\n", st.try_it);
-        }
-        print!("{}", lav_scene::render_text(&scene));
+    // No 3-D app yet: the terminal UI is the interactive renderer. Pipes get text.
+    if !a.text && (a.tui || std::io::stdout().is_terminal()) {
+        return Ok(lav_tui::run(session)?);
     }
+    let scene = session.scene()?;
+    let st = session.lesson_step();
+    println!(
+        "# {} — {} [{}]",
+        session.lesson.title,
+        st.title,
+        session.step().id
+    );
+    println!("\n{}\n", st.body);
+    if !st.try_it.is_empty() {
+        println!("Try it: {}\n", st.try_it);
+    }
+    print!("{}", lav_scene::render_text(&scene));
     Ok(())
 }

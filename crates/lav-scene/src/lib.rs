@@ -14,7 +14,7 @@
 
 pub mod palette;
 mod primitive;
-mod text;
+pub mod text;
 
 pub use palette::{ColorScale, Rgb, Role};
 pub use primitive::*;

@@ -340,6 +340,12 @@ impl Tokenization {
                     role: Role::Token,
                 },
                 Series {
+                    name: "you are here".into(),
+                    points: vec![(bpe.merges.len() as f64, n as f64)],
+                    line: false,
+                    role: Role::Highlight,
+                },
+                Series {
                     name: "vocabulary size".into(),
                     points: (0..run.tokens_after.len())
                         .map(|i| (i as f64, (256 + i) as f64))

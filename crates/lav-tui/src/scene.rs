@@ -1,0 +1,396 @@
+//! Scene primitives as text graphics: coloured cells for heatmaps, bars of blocks,
+//! tables, chips for tokens, braille charts for plots and point clouds.
+
+use lav_scene::text::num;
+use lav_scene::*;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span, Text as RText};
+use ratatui::widgets::{
+    Axis, Block, Chart, Dataset, GraphType, Paragraph, Row, Table as RTable, Wrap,
+};
+
+fn color(c: Rgb) -> Color {
+    Color::Rgb(c.0, c.1, c.2)
+}
+
+/// Black or white text, whichever reads better on `bg`.
+fn on(bg: Rgb) -> Color {
+    if bg.luminance() > 0.35 {
+        Color::Black
+    } else {
+        Color::White
+    }
+}
+
+/// Rows an item would like (borders included), given the width it gets.
+fn wanted_height(p: &Primitive, width: u16) -> u16 {
+    let w = width.saturating_sub(2).max(1) as usize;
+    let h = match p {
+        Primitive::TokenStrip(s) => {
+            let chars: usize = s.tokens.iter().map(|c| c.text.chars().count() + 2).sum();
+            2 * chars.div_ceil(w).max(1)
+        }
+        Primitive::Heatmap(h) => h.rows.len().min(40) + 2,
+        Primitive::TensorBlock(_) => 4,
+        Primitive::PointCloud(_) | Primitive::Plot(_) => 14,
+        Primitive::Bars(b) => b.bars.len(),
+        Primitive::Timeline(t) => t.lanes.len() + 1,
+        Primitive::BlockGrid(g) => g.cells.len().div_ceil(g.columns.max(1)) + 1,
+        Primitive::Tree(t) => count_nodes(&t.root),
+        Primitive::Graph(g) => g.edges.len().max(1),
+        Primitive::Table(t) => t.rows.len() + 1,
+        Primitive::Text(t) => t
+            .body
+            .lines()
+            .map(|l| l.chars().count().div_ceil(w).max(1))
+            .sum(),
+    };
+    (h + 2).min(u16::MAX as usize) as u16
+}
+
+fn count_nodes(n: &TreeNode) -> usize {
+    1 + n.children.iter().map(count_nodes).sum::<usize>()
+}
+
+/// Lays the items out top to bottom, skipping the first `scroll`, until space runs out.
+pub fn draw_scene(f: &mut Frame, area: Rect, scene: &Scene, scroll: usize) {
+    let mut y = area.y;
+    let bottom = area.y + area.height;
+    for item in scene.items.iter().skip(scroll) {
+        if y >= bottom {
+            break;
+        }
+        let h = wanted_height(&item.primitive, area.width).min(bottom - y);
+        if h < 3 {
+            break;
+        }
+        let rect = Rect::new(area.x, y, area.width, h);
+        draw_item(f, rect, item);
+        y += h;
+    }
+    let hidden = scene.items.len().saturating_sub(scroll);
+    if scroll > 0 || y >= bottom && hidden > 0 {
+        let note = format!(" {} items · j/k scroll ", scene.items.len());
+        let w = note.chars().count() as u16;
+        if area.width > w {
+            f.render_widget(
+                Line::from(note).style(Style::new().add_modifier(Modifier::DIM)),
+                Rect::new(area.x + area.width - w, area.y + area.height - 1, w, 1),
+            );
+        }
+    }
+}
+
+fn draw_item(f: &mut Frame, area: Rect, item: &Item) {
+    let prov_style = if item.provenance.is_what_if() {
+        Style::new().fg(color(Role::WhatIf.color())).bold()
+    } else {
+        Style::new().add_modifier(Modifier::DIM)
+    };
+    let block = Block::bordered()
+        .title(Line::from(format!(" {} ", item.title)).bold())
+        .title_bottom(
+            Line::styled(format!(" {} ", item.provenance.label()), prov_style).right_aligned(),
+        );
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    match &item.primitive {
+        Primitive::TokenStrip(s) => token_strip(f, inner, s),
+        Primitive::Heatmap(h) => heatmap(f, inner, h),
+        Primitive::Table(t) => table(f, inner, t),
+        Primitive::Bars(b) => bars(f, inner, b),
+        Primitive::Plot(p) => plot(f, inner, p),
+        Primitive::PointCloud(pc) => point_cloud(f, inner, pc),
+        Primitive::Text(t) => {
+            let style = match t.style {
+                TextStyle::Plain => Style::new(),
+                TextStyle::Callout => Style::new().bold(),
+                TextStyle::Warning => Style::new().fg(color(Role::WhatIf.color())).bold(),
+            };
+            f.render_widget(
+                Paragraph::new(t.body.as_str())
+                    .style(style)
+                    .wrap(Wrap { trim: false }),
+                inner,
+            );
+        }
+        other => {
+            // Primitives without a dedicated drawing yet use their text rendering.
+            let s = lav_scene::render_text(&Scene::new().with(Item::new(
+                "",
+                "",
+                item.provenance.clone(),
+                other.clone(),
+            )));
+            let body: String = s.lines().skip(1).collect::<Vec<_>>().join("\n");
+            f.render_widget(Paragraph::new(body).wrap(Wrap { trim: false }), inner);
+        }
+    }
+}
+
+fn token_strip(f: &mut Frame, area: Rect, s: &TokenStrip) {
+    // Chips on one line, their ids dimmed on the line below, wrapped by hand so the
+    // id stays under its chip.
+    let width = area.width.max(1) as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    let (mut top, mut bottom, mut used) = (Vec::new(), Vec::new(), 0usize);
+    for (i, c) in s.tokens.iter().enumerate() {
+        let bg = if c.highlight {
+            Role::Highlight.color()
+        } else {
+            c.role.color()
+        };
+        let text = format!("{} ", c.text);
+        let id = c.id.map(|i| i.to_string()).unwrap_or_default();
+        let w = text.chars().count().max(id.chars().count() + 1);
+        if used + w > width && used > 0 {
+            lines.push(Line::from(std::mem::take(&mut top)));
+            lines.push(Line::from(std::mem::take(&mut bottom)));
+            used = 0;
+        }
+        // Alternate shades so neighbouring chips stay apart.
+        let style = Style::new().bg(color(bg)).fg(on(bg));
+        let style = if i % 2 == 1 {
+            style.add_modifier(Modifier::DIM)
+        } else {
+            style
+        };
+        top.push(Span::styled(format!("{text:<w$}"), style));
+        bottom.push(Span::styled(
+            format!("{id:<w$}"),
+            Style::new().add_modifier(Modifier::DIM),
+        ));
+        used += w;
+    }
+    lines.push(Line::from(top));
+    lines.push(Line::from(bottom));
+    f.render_widget(Paragraph::new(RText::from(lines)), area);
+}
+
+fn heatmap(f: &mut Frame, area: Rect, h: &Heatmap) {
+    let label_w = h
+        .rows
+        .iter()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(10) as u16
+        + 1;
+    let cols_fit = ((area.width.saturating_sub(label_w)) / 2) as usize;
+    let rows_fit = area.height.saturating_sub(1) as usize;
+    let (nr, nc) = (h.rows.len().min(rows_fit), h.cols.len().min(cols_fit));
+    let mut lines = Vec::with_capacity(nr + 1);
+    let mut head = vec![Span::raw(" ".repeat(label_w as usize))];
+    for c in 0..nc {
+        let l: String = h.cols[c].chars().next().unwrap_or(' ').to_string();
+        head.push(Span::styled(
+            format!("{l} "),
+            Style::new().add_modifier(Modifier::DIM),
+        ));
+    }
+    lines.push(Line::from(head));
+    for r in 0..nr {
+        let mut spans = vec![Span::raw(format!(
+            "{:>w$} ",
+            h.rows[r].chars().take(10).collect::<String>(),
+            w = label_w as usize - 1
+        ))];
+        for c in 0..nc {
+            let v = h.get(r, c) as f64;
+            let bg = h.scale.color(v);
+            let mark = if h.selected == Some((r, c)) {
+                "◆◆"
+            } else {
+                "  "
+            };
+            spans.push(Span::styled(mark, Style::new().bg(color(bg)).fg(on(bg))));
+        }
+        lines.push(Line::from(spans));
+    }
+    if nr < h.rows.len() || nc < h.cols.len() {
+        lines.push(Line::styled(
+            format!(
+                "showing {nr} of {} rows, {nc} of {} columns",
+                h.rows.len(),
+                h.cols.len()
+            ),
+            Style::new().add_modifier(Modifier::DIM),
+        ));
+    }
+    f.render_widget(Paragraph::new(RText::from(lines)), area);
+}
+
+fn table(f: &mut Frame, area: Rect, t: &lav_scene::Table) {
+    let n = t.columns.len().max(1);
+    let widths: Vec<Constraint> = (0..n)
+        .map(|c| {
+            let w = t
+                .rows
+                .iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .chain(std::iter::once(
+                    t.columns.get(c).map_or(0, |s| s.chars().count()),
+                ))
+                .max()
+                .unwrap_or(1);
+            Constraint::Max(w.min(60) as u16 + 1)
+        })
+        .collect();
+    let rows = t
+        .rows
+        .iter()
+        .map(|r| Row::new(r.iter().map(String::as_str)));
+    let header = Row::new(t.columns.iter().map(String::as_str)).style(Style::new().bold());
+    f.render_widget(RTable::new(rows, widths).header(header), area);
+}
+
+fn bars(f: &mut Frame, area: Rect, b: &Bars) {
+    let label_w = b
+        .bars
+        .iter()
+        .map(|x| x.label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(24);
+    let value = |v: f64| if b.log { v.max(1e-12).log10() } else { v };
+    let lo = if b.log {
+        b.bars
+            .iter()
+            .map(|x| value(x.value))
+            .fold(f64::INFINITY, f64::min)
+    } else {
+        0f64.min(b.bars.iter().map(|x| x.value).fold(0.0, f64::min))
+    };
+    let hi = b
+        .bars
+        .iter()
+        .map(|x| value(x.value))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let room = (area.width as usize).saturating_sub(label_w + 14).max(1);
+    let lines: Vec<Line> = b
+        .bars
+        .iter()
+        .map(|x| {
+            let frac = if hi > lo {
+                (value(x.value) - lo) / (hi - lo)
+            } else {
+                1.0
+            };
+            let n = (frac * room as f64).round().max(0.0) as usize;
+            Line::from(vec![
+                Span::raw(format!(
+                    "{:>label_w$} ",
+                    x.label.chars().take(label_w).collect::<String>()
+                )),
+                Span::styled("█".repeat(n), Style::new().fg(color(x.role.color()))),
+                Span::raw(format!(" {} {}", num(x.value), b.unit)),
+            ])
+        })
+        .collect();
+    f.render_widget(Paragraph::new(RText::from(lines)), area);
+}
+
+fn bounds(v: impl Iterator<Item = f64>) -> [f64; 2] {
+    let (lo, hi) = v
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+    if !lo.is_finite() {
+        [0.0, 1.0]
+    } else if lo == hi {
+        [lo - 1.0, hi + 1.0]
+    } else {
+        [lo, hi]
+    }
+}
+
+fn axis(title: &str, b: [f64; 2], log: bool) -> Axis<'static> {
+    let show = |v: f64| if log { num(10f64.powf(v)) } else { num(v) };
+    Axis::default()
+        .title(if log {
+            format!("{title} (log)")
+        } else {
+            title.to_string()
+        })
+        .bounds(b)
+        .labels([show(b[0]), show((b[0] + b[1]) / 2.0), show(b[1])])
+}
+
+fn plot(f: &mut Frame, area: Rect, p: &Plot) {
+    let tx = |x: f64| if p.x_log { x.max(1e-300).log10() } else { x };
+    let ty = |y: f64| if p.y_log { y.max(1e-300).log10() } else { y };
+    let data: Vec<Vec<(f64, f64)>> = p
+        .series
+        .iter()
+        .map(|s| s.points.iter().map(|&(x, y)| (tx(x), ty(y))).collect())
+        .collect();
+    let xb = bounds(data.iter().flatten().map(|p| p.0));
+    let yb = bounds(data.iter().flatten().map(|p| p.1));
+    let sets: Vec<Dataset> = p
+        .series
+        .iter()
+        .zip(&data)
+        .map(|(s, d)| {
+            Dataset::default()
+                .name(s.name.clone())
+                .marker(Marker::Braille)
+                .graph_type(if s.line {
+                    GraphType::Line
+                } else {
+                    GraphType::Scatter
+                })
+                .style(Style::new().fg(color(s.role.color())))
+                .data(d)
+        })
+        .collect();
+    f.render_widget(
+        Chart::new(sets)
+            .x_axis(axis(&p.x_label, xb, p.x_log))
+            .y_axis(axis(&p.y_label, yb, p.y_log)),
+        area,
+    );
+}
+
+fn point_cloud(f: &mut Frame, area: Rect, pc: &PointCloud) {
+    // 3-D clouds show their first two axes here; the 3-D app shows all three.
+    let groups = pc.points.iter().map(|p| p.group).max().map_or(0, |g| g + 1);
+    let data: Vec<Vec<(f64, f64)>> = (0..groups)
+        .map(|g| {
+            pc.points
+                .iter()
+                .filter(|p| p.group == g)
+                .map(|p| {
+                    (
+                        p.coords[0] as f64,
+                        p.coords.get(1).copied().unwrap_or(0.0) as f64,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let xb = bounds(data.iter().flatten().map(|p| p.0));
+    let yb = bounds(data.iter().flatten().map(|p| p.1));
+    let sets: Vec<Dataset> = data
+        .iter()
+        .enumerate()
+        .map(|(g, d)| {
+            Dataset::default()
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Scatter)
+                .style(Style::new().fg(color(Role::series(g))))
+                .data(d)
+        })
+        .collect();
+    let x = pc.axes.first().cloned().unwrap_or_default();
+    let y = pc.axes.get(1).cloned().unwrap_or_default();
+    f.render_widget(
+        Chart::new(sets)
+            .x_axis(axis(&x, xb, false))
+            .y_axis(axis(&y, yb, false)),
+        area,
+    );
+}

@@ -191,3 +191,105 @@ fn tokenization_scene_snapshot() {
     );
     insta::assert_json_snapshot!(sc);
 }
+
+fn cell(t: &lav_scene::Table, row: usize, col: &str) -> f64 {
+    let c = t.columns.iter().position(|x| x == col).unwrap();
+    t.rows[row][c]
+        .parse()
+        .unwrap_or_else(|_| panic!("{:?}", t.rows[row]))
+}
+
+#[test]
+fn embeddings_neighbours_are_real_rows_by_cosine() {
+    let mut s = session("embeddings");
+    let sc = scene_at(&mut s, "neighbours", &["word=cat", "other=dog"]);
+    let pair = table(&sc, "pair");
+    assert_eq!(pair.lookup("cos(a, a)", "value"), Some("1.0000"));
+    // Recompute cos(cat, dog) from the model's own embedding lookup.
+    let tok = lav_tests::tokenizer();
+    let (a, b) = (tok.encode(" cat").unwrap(), tok.encode(" dog").unwrap());
+    let rows = lav_tests::model().embed_rows(&[a[0], b[0]]).unwrap();
+    let (ra, rb) = rows.split_at(576);
+    let want = lav_labs::linalg::cosine(ra, rb);
+    assert_eq!(
+        pair.lookup("cos(a, b)", "value").unwrap(),
+        format!("{want:.4}")
+    );
+    let Primitive::Bars(bars) = &sc.item("nearest").unwrap().primitive else {
+        panic!()
+    };
+    assert_eq!(bars.bars.len(), 10);
+    assert!(bars.bars.windows(2).all(|w| w[0].value >= w[1].value));
+    assert!(
+        bars.bars[0].value < 1.0 && bars.bars[0].value > want - 1e-9
+            || bars.bars.iter().any(|b| b.label == "␣dog")
+    );
+}
+
+#[test]
+fn embeddings_map_is_a_pca_of_the_word_groups() {
+    let mut s = session("embeddings");
+    let sc = scene_at(&mut s, "map", &["dims=3", "extra=seventeen"]);
+    let Primitive::PointCloud(pc) = &sc.item("map").unwrap().primitive else {
+        panic!()
+    };
+    assert_eq!(pc.dims, 3);
+    assert_eq!(pc.points.len(), 49);
+    assert!(pc.points.iter().all(|p| p.coords.len() == 3));
+    assert!(pc.points.last().unwrap().highlight);
+    let Primitive::Bars(v) = &sc.item("variance").unwrap().primitive else {
+        panic!()
+    };
+    let shares: Vec<f64> = v.bars.iter().map(|b| b.value).collect();
+    assert!(
+        shares.windows(2).all(|w| w[0] >= w[1]) && shares.iter().sum::<f64>() < 100.0,
+        "{shares:?}"
+    );
+}
+
+#[test]
+fn embeddings_positions_follow_the_published_formulas() {
+    let mut s = session("embeddings");
+    let sc = scene_at(&mut s, "sinusoidal", &["positions=16"]);
+    let item = sc.item("pe").unwrap();
+    assert!(item.provenance.is_what_if(), "the model does not use it");
+    let Primitive::Heatmap(h) = &item.primitive else {
+        panic!()
+    };
+    assert_eq!(h.rows.len(), 16);
+    assert!((h.get(1, 0) - 1f32.sin()).abs() < 1e-6);
+    assert!((h.get(3, 1) - 3f32.cos()).abs() < 1e-6);
+    let i = 5f64;
+    let want = (7.0 / 10000f64.powf(2.0 * i / 576.0)).sin() as f32;
+    assert!((h.get(7, 10) - want).abs() < 1e-6);
+
+    let sc = scene_at(&mut s, "rope", &["layer=3", "head=4", "pair=2"]);
+    let f = table(&sc, "frequencies");
+    assert_eq!(f.lookup("0", "θ_i (rad/position)"), Some("1.000e0"));
+    assert_eq!(f.lookup("16", "θ_i (rad/position)"), Some("3.162e-3"));
+    // With the model's real q and k, q·k depends only on the distance.
+    let rel = table(&sc, "relative");
+    let same: Vec<f64> = (0..4).map(|r| cell(rel, r, "q·k")).collect();
+    assert!(
+        same.iter()
+            .all(|v| (v - same[0]).abs() < 1e-4 * same[0].abs().max(1.0)),
+        "{same:?}"
+    );
+    assert_ne!(cell(rel, 4, "q·k"), same[0]);
+}
+
+#[test]
+fn embeddings_sentences_use_minilm() {
+    let mut s = session("embeddings");
+    let sc = scene_at(&mut s, "sentences", &[]);
+    let Primitive::Heatmap(h) = &sc.item("cosines").unwrap().primitive else {
+        panic!()
+    };
+    assert!((h.get(0, 0) - 1.0).abs() < 1e-5);
+    assert!(
+        h.get(0, 1) > h.get(0, 2),
+        "guitar sentences are closer than guitar and bank"
+    );
+    assert!(s.set_raw("sentences=only one").is_ok());
+    assert!(s.scene().unwrap_err().to_string().contains("at least two"));
+}

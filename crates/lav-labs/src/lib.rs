@@ -12,6 +12,8 @@ pub mod error;
 pub mod lab;
 pub mod labs;
 pub mod lesson;
+pub mod linalg;
+pub mod pass;
 pub mod published;
 pub mod registry;
 

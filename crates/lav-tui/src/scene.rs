@@ -90,10 +90,19 @@ fn draw_item(f: &mut Frame, area: Rect, item: &Item) {
     } else {
         Style::new().add_modifier(Modifier::DIM)
     };
+    // Long labels keep their start (the kind of provenance) and lose their end.
+    let fit = |s: String| -> String {
+        let room = area.width.saturating_sub(4) as usize;
+        if s.chars().count() <= room {
+            s
+        } else {
+            s.chars().take(room.saturating_sub(1)).collect::<String>() + "…"
+        }
+    };
     let block = Block::bordered()
-        .title(Line::from(format!(" {} ", item.title)).bold())
+        .title(Line::from(format!(" {} ", fit(item.title.clone()))).bold())
         .title_bottom(
-            Line::styled(format!(" {} ", item.provenance.label()), prov_style).right_aligned(),
+            Line::styled(format!(" {} ", fit(item.provenance.label())), prov_style).right_aligned(),
         );
     let inner = block.inner(area);
     f.render_widget(block, area);
@@ -183,14 +192,13 @@ fn heatmap(f: &mut Frame, area: Rect, h: &Heatmap) {
     let rows_fit = area.height.saturating_sub(1) as usize;
     let (nr, nc) = (h.rows.len().min(rows_fit), h.cols.len().min(cols_fit));
     let mut lines = Vec::with_capacity(nr + 1);
-    let mut head = vec![Span::raw(" ".repeat(label_w as usize))];
-    for c in 0..nc {
-        let l: String = h.cols[c].chars().next().unwrap_or(' ').to_string();
-        head.push(Span::styled(
-            format!("{l} "),
-            Style::new().add_modifier(Modifier::DIM),
-        ));
+    // Column labels every fifth column, where there is room for them.
+    let mut head = " ".repeat(label_w as usize);
+    for c in (0..nc).step_by(5) {
+        let l: String = h.cols[c].chars().take(9).collect();
+        head.push_str(&format!("{l:<10}"));
     }
+    let head = vec![Span::styled(head, Style::new().add_modifier(Modifier::DIM))];
     lines.push(Line::from(head));
     for r in 0..nr {
         let mut spans = vec![Span::raw(format!(

@@ -1,5 +1,6 @@
 //! The lab implementations, one file per lab, and the table that opens them.
 
+mod embeddings;
 mod tokenization;
 
 use crate::error::Result;
@@ -17,7 +18,10 @@ pub struct Context {
 
 type Opener = fn(&Context) -> Result<Box<dyn Lab>>;
 
-const LABS: &[(&str, Opener)] = &[("tokenization", tokenization::open)];
+const LABS: &[(&str, Opener)] = &[
+    ("tokenization", tokenization::open),
+    ("embeddings", embeddings::open),
+];
 
 /// Whether this build has an implementation of `id`.
 pub fn is_available(id: &str) -> bool {

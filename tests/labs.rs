@@ -293,3 +293,107 @@ fn embeddings_sentences_use_minilm() {
     assert!(s.set_raw("sentences=only one").is_ok());
     assert!(s.scene().unwrap_err().to_string().contains("at least two"));
 }
+
+fn heat<'a>(scene: &'a Scene, id: &str) -> &'a lav_scene::Heatmap {
+    match &scene
+        .item(id)
+        .unwrap_or_else(|| panic!("no item {id}"))
+        .primitive
+    {
+        Primitive::Heatmap(h) => h,
+        p => panic!("{id} is not a heatmap: {p:?}"),
+    }
+}
+
+#[test]
+fn attention_rows_are_causal_distributions_from_the_real_pass() {
+    let mut s = session("attention");
+    for (layer, head) in [(0, 0), (13, 4), (29, 8)] {
+        let sc = scene_at(
+            &mut s,
+            "softmax",
+            &[&format!("layer={layer}"), &format!("head={head}")],
+        );
+        let h = heat(&sc, "probs");
+        let n = h.rows.len();
+        assert_eq!(
+            n, 11,
+            "\"The cat sat on the mat because it was tired.\" is 11 tokens"
+        );
+        for i in 0..n {
+            let sum: f64 = (0..n).map(|j| h.get(i, j) as f64).sum();
+            assert!((sum - 1.0).abs() <= 1e-5, "row {i} sums to {sum}");
+            for j in i + 1..n {
+                assert_eq!(h.get(i, j), 0.0, "({i},{j}) above the diagonal");
+            }
+        }
+        // The scores are the real q·k/√64 (the cell text recomputes them from q and k).
+        let sc = scene_at(&mut s, "scores", &["query=7", "key=3"]);
+        let Primitive::Text(t) = &sc.item("cell").unwrap().primitive else {
+            panic!()
+        };
+        let nums: Vec<f64> = t
+            .body
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // "q·k = A ÷ √64 = A × 0.125 = B (the model's own score: C)"
+        let (b, c) = (nums[4], nums[5]);
+        assert!((b - c).abs() < 1e-3, "{}", t.body);
+        assert!(heat(&sc, "scores").get(0, 1) == f32::NEG_INFINITY);
+    }
+}
+
+#[test]
+fn attention_what_ifs_are_labelled_and_behave() {
+    let mut s = session("attention");
+    let sc = scene_at(&mut s, "mask", &["causal=off"]);
+    assert!(sc.item("probs").unwrap().provenance.is_what_if());
+    let h = heat(&sc, "probs");
+    assert!(
+        h.get(0, 5) > 0.0,
+        "without the mask the first token reads later ones"
+    );
+    let sc = scene_at(&mut s, "mask", &["causal=on"]);
+    assert!(!sc.item("probs").unwrap().provenance.is_what_if());
+    // Dropping 1/√d makes rows peakier: lower entropy on average.
+    let sc = scene_at(&mut s, "scale", &["scaled=off", "layer=5"]);
+    assert!(sc.item("probs").unwrap().provenance.is_what_if());
+    let Primitive::Plot(p) = &sc.item("entropy").unwrap().primitive else {
+        panic!()
+    };
+    let mean = |i: usize| p.series[i].points.iter().map(|q| q.1).sum::<f64>();
+    assert!(
+        mean(1) < mean(0),
+        "unscaled {} vs scaled {}",
+        mean(1),
+        mean(0)
+    );
+}
+
+#[test]
+fn attention_heads_show_grouped_query_sharing_and_the_n2_cost() {
+    let mut s = session("attention");
+    let sc = scene_at(&mut s, "heads", &[]);
+    let Primitive::Graph(g) = &sc.item("gqa").unwrap().primitive else {
+        panic!()
+    };
+    let to = |q: &str| g.edges.iter().find(|e| e.from == q).unwrap().to.clone();
+    assert_eq!(
+        [to("q0"), to("q2"), to("q3"), to("q8")],
+        ["kv0", "kv0", "kv1", "kv2"]
+    );
+    assert_eq!(heat(&sc, "distance").rows.len(), 30);
+    assert_eq!(heat(&sc, "distance").cols.len(), 9);
+    assert_eq!(
+        table(&sc, "dims").lookup("d_k = d / h", "value"),
+        Some("64")
+    );
+    let sc = scene_at(&mut s, "cost", &[]);
+    let t = table(&sc, "table");
+    // 4·n²·d with d = 576, n = 1024.
+    assert_eq!(
+        t.lookup("1024", "FLOPs per layer"),
+        Some(format!("{:.3e}", 4.0 * 1024f64 * 1024.0 * 576.0).as_str())
+    );
+}

@@ -409,3 +409,25 @@ fn lab_errors_list_the_valid_choices() {
         &["unknown control `nope`", "merge"],
     );
 }
+
+#[test]
+fn lab_attention_step_json_end_to_end() {
+    let v = json_of(&[
+        "lab",
+        "attention",
+        "--step",
+        "softmax",
+        "--set",
+        "layer=2",
+        "--json",
+    ]);
+    assert_eq!(v["step"], "softmax");
+    let probs = &v["scene"]["items"][0]["primitive"];
+    assert_eq!(probs["type"], "heatmap");
+    let n = probs["rows"].as_array().unwrap().len();
+    let vals = probs["values"].as_array().unwrap();
+    assert_eq!(vals.len(), n * n);
+    let row0: f64 = vals[..n].iter().map(|x| x.as_f64().unwrap()).sum();
+    assert!((row0 - 1.0).abs() < 1e-5);
+    assert_eq!(v["scene"]["items"][0]["provenance"]["kind"], "model");
+}

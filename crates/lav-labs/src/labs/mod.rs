@@ -1,5 +1,6 @@
 //! The lab implementations, one file per lab, and the table that opens them.
 
+mod attention;
 mod embeddings;
 mod tokenization;
 
@@ -21,6 +22,7 @@ type Opener = fn(&Context) -> Result<Box<dyn Lab>>;
 const LABS: &[(&str, Opener)] = &[
     ("tokenization", tokenization::open),
     ("embeddings", embeddings::open),
+    ("attention", attention::open),
 ];
 
 /// Whether this build has an implementation of `id`.

@@ -397,3 +397,62 @@ fn attention_heads_show_grouped_query_sharing_and_the_n2_cost() {
         Some(format!("{:.3e}", 4.0 * 1024f64 * 1024.0 * 576.0).as_str())
     );
 }
+
+#[test]
+fn transformer_block_counts_parameters_from_tensor_shapes() {
+    let mut s = session("transformer-block");
+    let sc = scene_at(&mut s, "params", &[]);
+    let t = table(&sc, "counts");
+    assert_eq!(t.lookup("one layer", "parameters"), Some("3,540,096"));
+    assert_eq!(t.lookup("one layer", "in units of d²"), Some("10.67 d²"));
+    assert_eq!(t.lookup("attention", "parameters"), Some("884,736"));
+    assert_eq!(t.lookup("SwiGLU MLP", "parameters"), Some("2,654,208"));
+    assert_eq!(
+        t.lookup("embedding (also the LM head)", "parameters"),
+        Some("28,311,552")
+    );
+    assert_eq!(t.lookup("model total", "parameters"), Some("134,515,008"));
+}
+
+#[test]
+fn transformer_block_stages_are_the_real_layer() {
+    let mut s = session("transformer-block");
+    let sc = scene_at(&mut s, "stages", &["layer=4", "token=2", "stage=1"]);
+    let Primitive::Bars(b) = &sc.item("norms").unwrap().primitive else {
+        panic!()
+    };
+    assert_eq!(b.bars.len(), 13);
+    assert_eq!(b.bars[1].role, lav_scene::Role::Highlight);
+    // The residual stream entering layer 4 is the one the residual step plots.
+    let x_norm = b.bars[0].value;
+    let sc = scene_at(&mut s, "residual", &["token=2"]);
+    let Primitive::Plot(p) = &sc.item("stream").unwrap().primitive else {
+        panic!()
+    };
+    assert_eq!(p.series[0].points.len(), 31);
+    assert!((p.series[0].points[4].1 - x_norm).abs() < 1e-9);
+}
+
+#[test]
+fn pre_norm_rerun_equals_the_capture_and_post_norm_is_a_labelled_what_if() {
+    use lav_model::{Capture, Logits, NormPlacement};
+    let m = lav_tests::model();
+    let tokens = lav_tests::tokenizer()
+        .encode("Residual streams add up.")
+        .unwrap();
+    let mut cap = Capture::new();
+    m.forward(&tokens, &mut m.new_cache(), Logits::Last, Some(&mut cap))
+        .unwrap();
+    let pre = m.residual_stream(&tokens, NormPlacement::Pre).unwrap();
+    for (l, lc) in cap.layers.iter().enumerate() {
+        let want = lc.resid_in.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(pre[l], want, "layer {l}");
+    }
+    let post = m.residual_stream(&tokens, NormPlacement::Post).unwrap();
+    assert_eq!(post[0], pre[0], "both start from the embeddings");
+    assert_ne!(post[1], pre[1]);
+    let mut s = session("transformer-block");
+    let sc = scene_at(&mut s, "postnorm", &[]);
+    assert!(sc.item("post").unwrap().provenance.is_what_if());
+    assert!(!sc.item("pre").unwrap().provenance.is_what_if());
+}

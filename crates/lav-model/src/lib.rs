@@ -28,7 +28,7 @@ pub use card::ModelCard;
 pub use embedder::Embedder;
 pub use error::{ModelError, Result};
 pub use kv_cache::KvCache;
-pub use model::{Llama, LlamaConfig, Logits, WeightFormat};
+pub use model::{Llama, LlamaConfig, Logits, NormPlacement, WeightFormat};
 pub use sampler::{Sampled, Sampler, SamplerConfig};
 pub use tokenizer::{ChatMessage, TextStream, Tokenizer, chat_prompt};
 

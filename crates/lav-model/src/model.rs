@@ -368,7 +368,7 @@ impl Llama {
             cfg.num_kv_heads,
             cfg.head_dim,
         );
-        let (qd, kd, inter) = (nh * hd, nkv * hd, cfg.intermediate_size);
+        let (qd, inter) = (nh * hd, cfg.intermediate_size);
         let eps = cfg.rms_norm_eps;
         let shape = ops::AttnShape {
             tokens: l,
@@ -385,21 +385,6 @@ impl Llama {
         for (li, layer) in self.layers.iter().enumerate() {
             let resid_in = capture.is_some().then(|| x.clone());
             let xn = ops::rms_norm(&x, &layer.attn_norm, eps);
-            let qkv = layer.wqkv.forward(&xn, l)?;
-            let (mut q, mut k, mut v) = (
-                Vec::with_capacity(l * qd),
-                Vec::with_capacity(l * kd),
-                Vec::with_capacity(l * kd),
-            );
-            for row in qkv.chunks_exact(qd + 2 * kd) {
-                q.extend_from_slice(&row[..qd]);
-                k.extend_from_slice(&row[qd..qd + kd]);
-                v.extend_from_slice(&row[qd + kd..]);
-            }
-            ops::rope(&mut q, hd, pos, &self.cos, &self.sin, qd);
-            ops::rope(&mut k, hd, pos, &self.cos, &self.sin, kd);
-            cache.append(li, &k, &v);
-            let (k_all, v_all) = cache.layer(li, total);
             let mut record = capture
                 .is_some()
                 .then(|| (vec![0f32; l * nh * total], vec![0f32; l * nh * total]));
@@ -407,15 +392,18 @@ impl Llama {
                 scores: s,
                 probs: p,
             });
-            let attn = ops::attention(&q, k_all, v_all, shape, rec);
-            let attn_out = layer.wo.forward(&attn, l)?;
+            let AttnParts {
+                q,
+                k,
+                v,
+                attn,
+                out: attn_out,
+            } = self.attention_block(li, &xn, cache, shape, rec)?;
             add_in_place(&mut x, &attn_out);
             let resid_mid = capture.is_some().then(|| x.clone());
 
             let xn2 = ops::rms_norm(&x, &layer.ffn_norm, eps);
-            let gate_up = layer.w_gate_up.forward(&xn2, l)?;
-            let act = ops::swiglu(&gate_up, inter);
-            let mlp_out = layer.w_down.forward(&act, l)?;
+            let (gate_up, act, mlp_out) = self.mlp_block(layer, &xn2, l)?;
             add_in_place(&mut x, &mlp_out);
 
             if let Some(c) = capture.as_deref_mut() {
@@ -475,9 +463,128 @@ impl Llama {
         Ok((out, rows))
     }
 
+    /// Self-attention on normed rows `xn` of the call described by `shape`: projects
+    /// Q, K and V, rotates Q and K, appends K and V to the cache (visible after
+    /// `advance`), attends, and applies the output projection.
+    fn attention_block(
+        &self,
+        li: usize,
+        xn: &[f32],
+        cache: &mut KvCache,
+        shape: ops::AttnShape,
+        rec: Option<ops::AttnRecord<'_>>,
+    ) -> Result<AttnParts> {
+        let cfg = &self.config;
+        let (l, pos, hd) = (shape.tokens, shape.pos, cfg.head_dim);
+        let (qd, kd) = (cfg.num_heads * hd, cfg.num_kv_heads * hd);
+        let layer = &self.layers[li];
+        let qkv = layer.wqkv.forward(xn, l)?;
+        let (mut q, mut k, mut v) = (
+            Vec::with_capacity(l * qd),
+            Vec::with_capacity(l * kd),
+            Vec::with_capacity(l * kd),
+        );
+        for row in qkv.chunks_exact(qd + 2 * kd) {
+            q.extend_from_slice(&row[..qd]);
+            k.extend_from_slice(&row[qd..qd + kd]);
+            v.extend_from_slice(&row[qd + kd..]);
+        }
+        ops::rope(&mut q, hd, pos, &self.cos, &self.sin, qd);
+        ops::rope(&mut k, hd, pos, &self.cos, &self.sin, kd);
+        cache.append(li, &k, &v);
+        let (k_all, v_all) = cache.layer(li, shape.total());
+        let attn = ops::attention(&q, k_all, v_all, shape, rec);
+        let out = layer.wo.forward(&attn, l)?;
+        Ok(AttnParts { q, k, v, attn, out })
+    }
+
+    /// The SwiGLU MLP on normed rows: `([gate | up], silu(gate)·up, down(·))`.
+    fn mlp_block(
+        &self,
+        layer: &Layer,
+        xn: &[f32],
+        l: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let gate_up = layer.w_gate_up.forward(xn, l)?;
+        let act = ops::swiglu(&gate_up, self.config.intermediate_size);
+        let out = layer.w_down.forward(&act, l)?;
+        Ok((gate_up, act, out))
+    }
+
+    /// The residual stream of a fresh sequence entering every layer and leaving the
+    /// last, `(layers + 1)` rows of `L × hidden`, with the norms where `placement`
+    /// puts them. `Pre` is the model's own computation (the same numbers as the
+    /// capture); `Post` is a what-if for the labs on the same weights:
+    /// `h = Norm(x + Attn(x))`, `y = Norm(h + FFN(h))`, each Norm with the layer's own
+    /// weights (attention norm, then MLP norm).
+    pub fn residual_stream(
+        &self,
+        tokens: &[u32],
+        placement: NormPlacement,
+    ) -> Result<Vec<Vec<f32>>> {
+        let cfg = &self.config;
+        let l = tokens.len();
+        if l == 0 || l > cfg.context_length {
+            return Err(ModelError::ContextOverflow {
+                tokens: l,
+                context: cfg.context_length,
+            });
+        }
+        let eps = cfg.rms_norm_eps;
+        let shape = ops::AttnShape {
+            tokens: l,
+            pos: 0,
+            heads: cfg.num_heads,
+            kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
+        };
+        let mut cache = self.new_cache();
+        let mut x = self.embed_rows(tokens)?;
+        let mut stream = vec![x.clone()];
+        for (li, layer) in self.layers.iter().enumerate() {
+            match placement {
+                NormPlacement::Pre => {
+                    let xn = ops::rms_norm(&x, &layer.attn_norm, eps);
+                    let a = self.attention_block(li, &xn, &mut cache, shape, None)?;
+                    add_in_place(&mut x, &a.out);
+                    let xn2 = ops::rms_norm(&x, &layer.ffn_norm, eps);
+                    add_in_place(&mut x, &self.mlp_block(layer, &xn2, l)?.2);
+                }
+                NormPlacement::Post => {
+                    let a = self.attention_block(li, &x, &mut cache, shape, None)?;
+                    add_in_place(&mut x, &a.out);
+                    let h = ops::rms_norm(&x, &layer.attn_norm, eps);
+                    let mut y = h.clone();
+                    add_in_place(&mut y, &self.mlp_block(layer, &h, l)?.2);
+                    x = ops::rms_norm(&y, &layer.ffn_norm, eps);
+                }
+            }
+            stream.push(x.clone());
+        }
+        Ok(stream)
+    }
+
     fn tensor(&self, v: &[f32], shape: &[usize]) -> Result<Tensor> {
         Ok(Tensor::from_slice(v, shape, &self.device)?)
     }
+}
+
+/// Where the RMSNorms sit in a block (see [`Llama::residual_stream`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormPlacement {
+    /// Before each sub-layer, inside the residual branch: what this model does.
+    Pre,
+    /// After each residual add (the original Transformer): a what-if.
+    Post,
+}
+
+/// One attention sub-block's outputs.
+struct AttnParts {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    out: Vec<f32>,
 }
 
 fn add_in_place(x: &mut [f32], y: &[f32]) {

@@ -3,6 +3,7 @@
 mod attention;
 mod embeddings;
 mod tokenization;
+mod transformer_block;
 
 use crate::error::Result;
 use crate::lab::{Lab, Loader};
@@ -23,6 +24,7 @@ const LABS: &[(&str, Opener)] = &[
     ("tokenization", tokenization::open),
     ("embeddings", embeddings::open),
     ("attention", attention::open),
+    ("transformer-block", transformer_block::open),
 ];
 
 /// Whether this build has an implementation of `id`.

@@ -456,3 +456,29 @@ fn pre_norm_rerun_equals_the_capture_and_post_norm_is_a_labelled_what_if() {
     assert!(sc.item("post").unwrap().provenance.is_what_if());
     assert!(!sc.item("pre").unwrap().provenance.is_what_if());
 }
+
+#[test]
+fn attention_scene_snapshot() {
+    let mut s = session("attention");
+    let sc = scene_at(
+        &mut s,
+        "softmax",
+        &["prompt=Hello world!", "layer=3", "head=2", "query=2"],
+    );
+    // Round to 4 decimals so the snapshot reads well; the kernels are bit-identical
+    // across CPUs, so the digits are stable.
+    let mut v = serde_json::to_value(&sc).unwrap();
+    fn round(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let x = (n.as_f64().unwrap() * 1e4).round() / 1e4;
+                *v = serde_json::json!(x);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(round),
+            serde_json::Value::Object(o) => o.values_mut().for_each(round),
+            _ => {}
+        }
+    }
+    round(&mut v);
+    insta::assert_json_snapshot!(v);
+}

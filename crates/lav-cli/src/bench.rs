@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// Also run candle's quantized_llama on the same file as an in-process reference.
     #[arg(long)]
     vs_candle: bool,
+    /// Time the labs instead: first frame, and recomputing a scene after each control
+    /// change (targets: < 2 s and < 50 ms).
+    #[arg(long)]
+    labs: bool,
     #[arg(long)]
     json: bool,
 }
@@ -102,6 +106,9 @@ fn lav_decode(model: &Llama, prompt: &[u32], n: usize, capture: bool) -> Result<
 }
 
 pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
+    if a.labs {
+        return crate::lab_cmd::bench_labs(g, format, a.json);
+    }
     let (model, tok) = resolve::model(g, format)?;
     let prompt = tok.encode(&chat_prompt(
         &[ChatMessage::new("user", ROBOT_PROMPT)],

@@ -161,3 +161,142 @@ pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
     print!("{}", lav_scene::render_text(&scene));
     Ok(())
 }
+
+#[derive(serde::Serialize)]
+struct LabTiming {
+    lab: String,
+    /// Opening the lab with a fresh loader (model files already in the page cache)
+    /// until its first scene is ready.
+    first_frame_ms: f64,
+    /// The slowest scene recompute after a slider, toggle or choice change, once the
+    /// step's model pass is cached.
+    worst_change_ms: f64,
+    worst_change: String,
+    changes_timed: usize,
+    /// The slowest scene after typing new text (a new prompt reruns the model).
+    worst_input_ms: f64,
+    worst_input: String,
+}
+
+/// Text the lab benchmark types into text controls: a prompt, words, and two
+/// sentences separated by `|`, so every text control accepts it.
+const NEW_INPUT: &str = "A dog ran home. | A cat sat down.";
+
+/// `lav bench --labs`: the two lab speed targets, measured on every available lab.
+pub fn bench_labs(g: &Global, format: WeightFormat, json: bool) -> Result<()> {
+    use lav_labs::{ControlKind, Value};
+    use std::time::Instant;
+    let dir = lav_labs::labs_dir()?;
+    let ids: Vec<String> = Registry::load(&dir)?
+        .available()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // Warm-up: page the model files in, as a second run of `lav lab` would find them.
+    {
+        let warm = CliLoader::new(g, format);
+        warm.model()?;
+        warm.embedder()?;
+    }
+    let mut rows = Vec::new();
+    for id in ids {
+        let ctx = Context {
+            dir: dir.clone(),
+            loader: Arc::new(CliLoader::new(g, format)),
+        };
+        let t0 = Instant::now();
+        let mut s = lav_labs::open_session(&id, &ctx)?;
+        s.scene()?;
+        let first = t0.elapsed().as_secs_f64() * 1e3;
+        let (mut worst, mut what, mut n) = (0f64, String::new(), 0);
+        let (mut worst_in, mut what_in) = (0f64, String::new());
+        for step in s.steps().iter().map(|st| st.id).collect::<Vec<_>>() {
+            s.go_to(step)?;
+            s.scene()?; // the step's pass, cached from here on
+            let controls = s.step().controls.clone();
+            for c in controls {
+                let before = s.values.get(c.key).cloned();
+                let new = match &c.kind {
+                    ControlKind::Slider { min, max, step } => {
+                        let v = s.values.num(&c);
+                        Value::Num(if v + step <= *max {
+                            v + step
+                        } else {
+                            (v - step).max(*min)
+                        })
+                    }
+                    ControlKind::Toggle => Value::Bool(!s.values.flag(&c)),
+                    ControlKind::Choice { options } => Value::Text(
+                        options
+                            .iter()
+                            .find(|o| o.as_str() != s.values.text(&c))
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                    // New text reruns the model on new input: timed on its own.
+                    ControlKind::Text { .. } => Value::Text(NEW_INPUT.into()),
+                    ControlKind::Button { .. } => continue,
+                };
+                let is_text = matches!(c.kind, ControlKind::Text { .. });
+                s.set(c.key, new);
+                let t = Instant::now();
+                s.scene()?;
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                if is_text {
+                    if ms > worst_in {
+                        worst_in = ms;
+                        what_in = format!("{step}: {}", c.key);
+                    }
+                } else {
+                    n += 1;
+                    if ms > worst {
+                        worst = ms;
+                        what = format!("{step}: {}", c.key);
+                    }
+                }
+                match before {
+                    Some(v) => s.set(c.key, v),
+                    None => s.set(c.key, c.default.clone()),
+                }
+                s.scene()?; // back to the cached state before the next change
+            }
+        }
+        rows.push(LabTiming {
+            lab: id,
+            first_frame_ms: first,
+            worst_change_ms: worst,
+            worst_change: what,
+            changes_timed: n,
+            worst_input_ms: worst_in,
+            worst_input: what_in,
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:>12} {:>10} {:>16} {:>10}  slowest change",
+        "lab", "first frame", "of 2 s", "control change", "of 50 ms"
+    );
+    for r in &rows {
+        println!(
+            "{:<20} {:>9.0} ms {:>9.2}x {:>13.1} ms {:>9.2}x  {} ({} changes)",
+            r.lab,
+            r.first_frame_ms,
+            r.first_frame_ms / 2000.0,
+            r.worst_change_ms,
+            r.worst_change_ms / 50.0,
+            r.worst_change,
+            r.changes_timed
+        );
+    }
+    println!("\nnew text typed into a control (reruns the model on the new input):");
+    for r in &rows {
+        println!(
+            "{:<20} {:>9.1} ms  {}",
+            r.lab, r.worst_input_ms, r.worst_input
+        );
+    }
+    Ok(())
+}

@@ -121,11 +121,13 @@ mod tests {
         let p = pca(&rows, 2);
         assert!(p.explained[0] > 0.99, "{:?}", p.explained);
         assert!((p.explained.iter().sum::<f64>() - 1.0).abs() < 1e-9);
-        // The first coordinate is the position along the line, times √2.
+        // The first coordinate is the position along the line, times √2 (the small
+        // spread is slightly correlated with t, which tilts the axis a little).
         assert!(
-            (p.coords[19][0] - 9.5 * 2f64.sqrt()).abs() < 1e-6,
+            (p.coords[19][0] - 9.5 * 2f64.sqrt()).abs() < 1e-3,
             "{:?}",
             p.coords[19]
         );
+        assert!(p.coords[19][1].abs() < 0.15, "{:?}", p.coords[19]);
     }
 }

@@ -96,7 +96,8 @@ fn keys_change_steps_and_controls() {
 #[test]
 #[ignore = "prints a frame for a human to look at"]
 fn print_frames() {
-    let mut app = App::new(open_session("tokenization", &lab_context()).unwrap());
+    let id = std::env::var("LAB").unwrap_or_else(|_| "tokenization".into());
+    let mut app = App::new(open_session(&id, &lab_context()).unwrap());
     for _ in 0..app.session.steps().len() {
         println!("{}", frame_text(&app));
         app.key(KeyCode::Right, KeyModifiers::NONE);

@@ -181,14 +181,10 @@ pub fn draw(f: &mut Frame, app: &App) {
         ]),
         header,
     );
-    f.render_widget(
-        Line::from(" ←/→ steps  ↑/↓ controls  +/- adjust  Enter change  ? help  q quit")
-            .style(Style::new().add_modifier(Modifier::DIM)),
-        footer,
-    );
     draw_prose(f, left, app);
+    let mut overflow = false;
     match app.scene() {
-        Ok(scene) => draw_scene(f, right, scene, app.scroll),
+        Ok(scene) => overflow = draw_scene(f, right, scene, app.scroll),
         Err(e) => f.render_widget(
             Paragraph::new(e.to_string())
                 .wrap(Wrap { trim: false })
@@ -196,6 +192,16 @@ pub fn draw(f: &mut Frame, app: &App) {
             right,
         ),
     }
+    let keys = " ←/→ steps  ↑/↓ controls  +/- adjust  Enter change  ? help  q quit";
+    let more = if overflow {
+        "   j/k: more of the scene"
+    } else {
+        ""
+    };
+    f.render_widget(
+        Line::from(format!("{keys}{more}")).style(Style::new().add_modifier(Modifier::DIM)),
+        footer,
+    );
     if app.help {
         let area = centered(f.area(), 64, 12);
         f.render_widget(Clear, area);

@@ -33,14 +33,14 @@ fn wanted_height(p: &Primitive, width: u16) -> u16 {
             let chars: usize = s.tokens.iter().map(|c| c.text.chars().count() + 2).sum();
             2 * chars.div_ceil(w).max(1)
         }
-        Primitive::Heatmap(h) => h.rows.len().min(40) + 2,
+        Primitive::Heatmap(h) => h.rows.len().min(40) + 3,
         Primitive::TensorBlock(_) => 4,
         Primitive::PointCloud(_) | Primitive::Plot(_) => 14,
         Primitive::Bars(b) => b.bars.len(),
         Primitive::Timeline(t) => t.lanes.len() + 1,
         Primitive::BlockGrid(g) => g.cells.len().div_ceil(g.columns.max(1)) + 1,
         Primitive::Tree(t) => count_nodes(&t.root),
-        Primitive::Graph(g) => g.edges.len().max(1),
+        Primitive::Graph(g) => g.edges.len().max(1) + g.nodes.len() / 4,
         Primitive::Table(t) => t.rows.len() + 1,
         Primitive::Text(t) => t
             .body
@@ -56,8 +56,10 @@ fn count_nodes(n: &TreeNode) -> usize {
 }
 
 /// Lays the items out top to bottom, skipping the first `scroll`, until space runs out.
-pub fn draw_scene(f: &mut Frame, area: Rect, scene: &Scene, scroll: usize) {
+/// Returns whether some items are out of view.
+pub fn draw_scene(f: &mut Frame, area: Rect, scene: &Scene, scroll: usize) -> bool {
     let mut y = area.y;
+    let mut drawn = 0;
     let bottom = area.y + area.height;
     for item in scene.items.iter().skip(scroll) {
         if y >= bottom {
@@ -69,19 +71,11 @@ pub fn draw_scene(f: &mut Frame, area: Rect, scene: &Scene, scroll: usize) {
         }
         let rect = Rect::new(area.x, y, area.width, h);
         draw_item(f, rect, item);
+        drawn += 1;
         y += h;
     }
-    let hidden = scene.items.len().saturating_sub(scroll);
-    if scroll > 0 || y >= bottom && hidden > 0 {
-        let note = format!(" {} items · j/k scroll ", scene.items.len());
-        let w = note.chars().count() as u16;
-        if area.width > w {
-            f.render_widget(
-                Line::from(note).style(Style::new().add_modifier(Modifier::DIM)),
-                Rect::new(area.x + area.width - w, area.y + area.height - 1, w, 1),
-            );
-        }
-    }
+    // More items than fit, or some scrolled past: the caller says so in its footer.
+    scroll > 0 || drawn < scene.items.len().saturating_sub(scroll)
 }
 
 fn draw_item(f: &mut Frame, area: Rect, item: &Item) {
@@ -126,6 +120,7 @@ fn draw_item(f: &mut Frame, area: Rect, item: &Item) {
                 inner,
             );
         }
+        Primitive::Graph(g) => graph(f, inner, g),
         other => {
             // Primitives without a dedicated drawing yet use their text rendering.
             let s = lav_scene::render_text(&Scene::new().with(Item::new(
@@ -217,6 +212,24 @@ fn heatmap(f: &mut Frame, area: Rect, h: &Heatmap) {
             spans.push(Span::styled(mark, Style::new().bg(color(bg)).fg(on(bg))));
         }
         lines.push(Line::from(spans));
+    }
+    // The colour scale, low to high, with its end values.
+    let (lo, hi) = match h.scale {
+        ColorScale::Sequential { min, max } => (min, max),
+        ColorScale::Diverging { min, max, .. } => (min, max),
+    };
+    let mut legend = vec![Span::raw(format!(
+        "{:>w$} ",
+        num(lo),
+        w = label_w as usize - 1
+    ))];
+    for i in 0..12 {
+        let c = h.scale.color(lo + (hi - lo) * i as f64 / 11.0);
+        legend.push(Span::styled("█", Style::new().fg(color(c))));
+    }
+    legend.push(Span::raw(format!(" {}", num(hi))));
+    if rows_fit > nr {
+        lines.push(Line::from(legend));
     }
     if nr < h.rows.len() || nc < h.cols.len() {
         lines.push(Line::styled(
@@ -401,4 +414,61 @@ fn point_cloud(f: &mut Frame, area: Rect, pc: &PointCloud) {
             .y_axis(axis(&y, yb, false)),
         area,
     );
+}
+
+/// Edges grouped by target: each target's sources bracketed into one arrow, which
+/// draws fan-in shapes like grouped-query attention cleanly.
+fn graph(f: &mut Frame, area: Rect, g: &Graph) {
+    let label = |id: &str| -> (String, Role) {
+        g.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map_or((id.to_string(), Role::Muted), |n| (n.label.clone(), n.role))
+    };
+    let mut targets: Vec<&str> = Vec::new();
+    for e in &g.edges {
+        if !targets.contains(&e.to.as_str()) {
+            targets.push(&e.to);
+        }
+    }
+    let width = g
+        .edges
+        .iter()
+        .map(|e| label(&e.from).0.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    for t in targets {
+        let from: Vec<&Edge> = g.edges.iter().filter(|e| e.to == t).collect();
+        let mid = from.len() / 2;
+        for (i, e) in from.iter().enumerate() {
+            let (name, role) = label(&e.from);
+            let joint = match (i, from.len()) {
+                (_, 1) => "──",
+                (0, _) => "─┐",
+                (i, n) if i == n - 1 => "─┘",
+                _ => "─┤",
+            };
+            let mut spans = vec![
+                Span::styled(
+                    format!("{name:>width$}"),
+                    Style::new().fg(color(role.color())),
+                ),
+                Span::raw(format!(" {joint}")),
+            ];
+            if i == mid {
+                let (tname, trole) = label(t);
+                spans.push(Span::raw("──▶ "));
+                spans.push(Span::styled(
+                    tname,
+                    Style::new().fg(color(trole.color())).bold(),
+                ));
+                if !e.label.is_empty() {
+                    spans.push(Span::raw(format!("  {}", e.label)));
+                }
+            }
+            lines.push(Line::from(spans));
+        }
+    }
+    f.render_widget(Paragraph::new(RText::from(lines)), area);
 }

@@ -335,3 +335,138 @@ pub enum TextStyle {
     /// Something went wrong or is not what the model does.
     Warning,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of every primitive: the JSON a renderer reads must come back unchanged.
+    #[test]
+    fn every_primitive_round_trips_through_json() {
+        let p = Provenance::published("Vaswani et al. 2017");
+        let prims = vec![
+            Primitive::TokenStrip(TokenStrip {
+                tokens: vec![Chip {
+                    text: "a".into(),
+                    id: Some(1),
+                    role: Role::Token,
+                    highlight: true,
+                }],
+            }),
+            Primitive::Heatmap(Heatmap {
+                rows: vec!["r".into()],
+                cols: vec!["c".into(), "d".into()],
+                values: vec![0.5, -1.0],
+                scale: ColorScale::fit_signed(&[0.5, -1.0]),
+                selected: Some((0, 1)),
+                row_axis: "query".into(),
+                col_axis: "key".into(),
+            }),
+            Primitive::TensorBlock(TensorBlock {
+                shape: vec![2, 3, 4],
+                axes: vec!["a".into(), "b".into(), "c".into()],
+                role: Role::Weight,
+                highlight: vec![(0, 1)],
+            }),
+            Primitive::PointCloud(PointCloud {
+                dims: 3,
+                axes: vec!["x".into(), "y".into(), "z".into()],
+                points: vec![Point {
+                    label: "p".into(),
+                    coords: vec![1.0, 2.0, 3.0],
+                    group: 2,
+                    highlight: false,
+                }],
+            }),
+            Primitive::Bars(Bars {
+                bars: vec![Bar {
+                    label: "b".into(),
+                    value: 3.0,
+                    role: Role::Head,
+                }],
+                unit: "ms".into(),
+                log: true,
+            }),
+            Primitive::Timeline(Timeline {
+                lanes: vec!["l".into()],
+                spans: vec![Span {
+                    lane: 0,
+                    start: 0.0,
+                    end: 1.5,
+                    label: "s".into(),
+                    role: Role::Token,
+                }],
+                unit: "ms".into(),
+            }),
+            Primitive::BlockGrid(BlockGrid {
+                columns: 2,
+                cells: vec![
+                    Cell {
+                        owner: Some(1),
+                        label: "x".into(),
+                    },
+                    Cell {
+                        owner: None,
+                        label: String::new(),
+                    },
+                ],
+            }),
+            Primitive::Tree(Tree {
+                root: TreeNode {
+                    label: "root".into(),
+                    value: Some("1".into()),
+                    children: vec![],
+                },
+            }),
+            Primitive::Graph(Graph {
+                nodes: vec![Node {
+                    id: "a".into(),
+                    label: "A".into(),
+                    role: Role::Head,
+                    layer: 0,
+                }],
+                edges: vec![Edge {
+                    from: "a".into(),
+                    to: "a".into(),
+                    label: "self".into(),
+                }],
+            }),
+            Primitive::Plot(Plot {
+                x_label: "n".into(),
+                y_label: "t".into(),
+                x_log: true,
+                y_log: false,
+                series: vec![Series {
+                    name: "s".into(),
+                    points: vec![(1.0, 2.0)],
+                    line: true,
+                    role: Role::Attention,
+                }],
+            }),
+            Primitive::Table(Table {
+                columns: vec!["k".into(), "v".into()],
+                rows: vec![vec!["a".into(), "1".into()]],
+            }),
+            Primitive::Text(Text {
+                body: "hello".into(),
+                style: TextStyle::Warning,
+            }),
+        ];
+        assert_eq!(prims.len(), 12);
+        let scene = Scene {
+            items: prims
+                .into_iter()
+                .enumerate()
+                .map(|(i, pr)| Item::new(format!("i{i}"), "t", p.clone(), pr))
+                .collect(),
+        };
+        let json = serde_json::to_string(&scene).unwrap();
+        let back: Scene = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, scene);
+        assert!(json.contains(r#""kind":"published""#) && json.contains(r#""type":"block_grid""#));
+        assert_eq!(
+            scene.item("i10").map(|i| &i.primitive),
+            Some(&scene.items[10].primitive)
+        );
+    }
+}

@@ -121,6 +121,9 @@ fn draw_item(f: &mut Frame, area: Rect, item: &Item) {
             );
         }
         Primitive::Graph(g) => graph(f, inner, g),
+        Primitive::Timeline(t) => timeline(f, inner, t),
+        Primitive::BlockGrid(g) => block_grid(f, inner, g),
+        Primitive::TensorBlock(t) => tensor_block(f, inner, t),
         other => {
             // Primitives without a dedicated drawing yet use their text rendering.
             let s = lav_scene::render_text(&Scene::new().with(Item::new(
@@ -471,4 +474,227 @@ fn graph(f: &mut Frame, area: Rect, g: &Graph) {
         }
     }
     f.render_widget(Paragraph::new(RText::from(lines)), area);
+}
+
+/// Lanes as rows; each span a run of blocks placed by its start and end on a shared
+/// time axis.
+fn timeline(f: &mut Frame, area: Rect, t: &Timeline) {
+    let label_w = t
+        .lanes
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(16);
+    let room = (area.width as usize).saturating_sub(label_w + 1).max(1);
+    let (lo, hi) = t
+        .spans
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
+            (a.min(s.start), b.max(s.end))
+        });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let col = |x: f64| (((x - lo) / (hi - lo)) * room as f64).round() as usize;
+    let mut lines = Vec::new();
+    for (i, lane) in t.lanes.iter().enumerate() {
+        let mut cells: Vec<Span> = vec![Span::raw(format!(
+            "{:>label_w$} ",
+            lane.chars().take(label_w).collect::<String>()
+        ))];
+        let mut at = 0;
+        let mut spans: Vec<&lav_scene::Span> = t.spans.iter().filter(|s| s.lane == i).collect();
+        spans.sort_by(|a, b| a.start.total_cmp(&b.start));
+        for s in spans {
+            let (a, b) = (col(s.start).max(at), col(s.end).max(col(s.start) + 1));
+            if a > at {
+                cells.push(Span::raw(" ".repeat(a - at)));
+            }
+            let w = b.saturating_sub(a).max(1);
+            let text: String = s
+                .label
+                .chars()
+                .chain(std::iter::repeat(' '))
+                .take(w)
+                .collect();
+            let bg = s.role.color();
+            cells.push(Span::styled(text, Style::new().bg(color(bg)).fg(on(bg))));
+            at = a + w;
+        }
+        lines.push(Line::from(cells));
+    }
+    lines.push(Line::styled(
+        format!("{:>label_w$} {} … {} {}", "", num(lo), num(hi), t.unit),
+        Style::new().add_modifier(Modifier::DIM),
+    ));
+    f.render_widget(Paragraph::new(RText::from(lines)), area);
+}
+
+/// One coloured square per block: free blocks dim, owned ones in their owner's colour.
+fn block_grid(f: &mut Frame, area: Rect, g: &BlockGrid) {
+    let cols = g.columns.max(1);
+    let lines: Vec<Line> = g
+        .cells
+        .chunks(cols)
+        .map(|row| {
+            Line::from(
+                row.iter()
+                    .map(|c| match c.owner {
+                        Some(o) => {
+                            let bg = Role::series(o);
+                            let l: String = c
+                                .label
+                                .chars()
+                                .chain(std::iter::repeat(' '))
+                                .take(2)
+                                .collect();
+                            Span::styled(l, Style::new().bg(color(bg)).fg(on(bg)))
+                        }
+                        None => Span::styled("· ", Style::new().add_modifier(Modifier::DIM)),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    f.render_widget(Paragraph::new(RText::from(lines)), area);
+}
+
+/// A tensor as its shape with the highlighted ranges, e.g. `49152 token id × 576 channel`.
+fn tensor_block(f: &mut Frame, area: Rect, t: &TensorBlock) {
+    let dims: Vec<String> = t
+        .shape
+        .iter()
+        .zip(&t.axes)
+        .map(|(n, a)| format!("{n} {a}"))
+        .collect();
+    let mut lines = vec![Line::from(vec![
+        Span::styled("▇▇▇ ", Style::new().fg(color(t.role.color()))),
+        Span::raw(dims.join(" × ")),
+    ])];
+    for ((s, e), a) in t.highlight.iter().zip(&t.axes) {
+        lines.push(Line::styled(
+            format!("    {a} {s}..{e}"),
+            Style::new().fg(color(Role::Highlight.color())),
+        ));
+    }
+    f.render_widget(Paragraph::new(RText::from(lines)), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn render(scene: &Scene) -> String {
+        let mut t = Terminal::new(TestBackend::new(80, 30)).unwrap();
+        t.draw(|f| {
+            draw_scene(f, f.area(), scene, 0);
+        })
+        .unwrap();
+        let buf = t.backend().buffer();
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn timelines_grids_trees_and_blocks_draw_their_labels() {
+        let prov = Provenance::Simulated {
+            hardware: "H100 SXM".into(),
+        };
+        let scene = Scene::new()
+            .with(Item::new(
+                "t",
+                "Two requests",
+                prov.clone(),
+                Primitive::Timeline(Timeline {
+                    lanes: vec!["req A".into(), "req B".into()],
+                    spans: vec![
+                        lav_scene::Span {
+                            lane: 0,
+                            start: 0.0,
+                            end: 4.0,
+                            label: "prefill".into(),
+                            role: Role::Token,
+                        },
+                        lav_scene::Span {
+                            lane: 1,
+                            start: 4.0,
+                            end: 10.0,
+                            label: "decode".into(),
+                            role: Role::Head,
+                        },
+                    ],
+                    unit: "ms".into(),
+                }),
+            ))
+            .with(Item::new(
+                "g",
+                "KV blocks",
+                prov.clone(),
+                Primitive::BlockGrid(BlockGrid {
+                    columns: 4,
+                    cells: vec![
+                        Cell {
+                            owner: Some(0),
+                            label: "A0".into(),
+                        },
+                        Cell {
+                            owner: None,
+                            label: String::new(),
+                        },
+                    ],
+                }),
+            ))
+            .with(Item::new(
+                "b",
+                "E",
+                Provenance::model("m"),
+                Primitive::TensorBlock(TensorBlock {
+                    shape: vec![49152, 576],
+                    axes: vec!["token id".into(), "channel".into()],
+                    role: Role::Vocab,
+                    highlight: vec![(7, 8)],
+                }),
+            ))
+            .with(Item::new(
+                "tree",
+                "Plan",
+                Provenance::computed("x"),
+                Primitive::Tree(Tree {
+                    root: TreeNode {
+                        label: "goal".into(),
+                        value: None,
+                        children: vec![TreeNode {
+                            label: "step 1".into(),
+                            value: Some("done".into()),
+                            children: vec![],
+                        }],
+                    },
+                }),
+            ));
+        let text = render(&scene);
+        for needle in [
+            "req A",
+            "prefill",
+            "decode",
+            "0 … 10 ms",
+            "A0",
+            "49152 token id × 576 channel",
+            "token id 7..8",
+            "step 1: done",
+            "simulated: H100 SXM",
+        ] {
+            assert!(text.contains(needle), "{needle}:\n{text}");
+        }
+    }
 }

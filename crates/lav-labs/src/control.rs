@@ -97,7 +97,13 @@ impl Control {
 
     /// Parses and checks a value typed by the learner (`--set key=value`).
     pub fn parse(&self, raw: &str) -> Result<Value> {
-        let bad = |what: String| LabError::Control(format!("--set {}={raw}: {what}", self.key));
+        // Echo at most 40 characters of what was typed, so the error stays one line.
+        let shown: String = if raw.chars().count() > 40 {
+            raw.chars().take(40).collect::<String>() + "…"
+        } else {
+            raw.to_string()
+        };
+        let bad = |what: String| LabError::Control(format!("--set {}={shown}: {what}", self.key));
         match &self.kind {
             ControlKind::Slider { min, max, step } => {
                 let v: f64 = raw
@@ -213,6 +219,14 @@ mod tests {
         let e = c.parse("30").unwrap_err().to_string();
         assert!(e.contains("0 to 29"), "{e}");
         assert!(c.parse("x").is_err());
+        let long = Control::text("t", "T", 5, "")
+            .parse(&"y".repeat(500))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            long.len() < 100 && long.contains("at most 5 characters"),
+            "{long}"
+        );
         let t = Control::choice("dims", "Dims", &["2", "3"], "2");
         assert!(t.parse("4").unwrap_err().to_string().contains("2, 3"));
         assert_eq!(

@@ -62,7 +62,12 @@ pub fn pca(rows: &[Vec<f32>], k: usize) -> Pca {
             if normalize(&mut next) == 0.0 {
                 break;
             }
+            // Converged: further rounds would not move the axis visibly.
+            let moved: f64 = next.iter().zip(&v).map(|(a, b)| (a - b) * (a - b)).sum();
             v = next;
+            if moved < 1e-20 {
+                break;
+            }
         }
         // A fixed sign: the largest component of v is positive.
         let big = v

@@ -60,11 +60,6 @@ pub struct PassCache {
 }
 
 impl PassCache {
-    /// The prompt of the kept pass, if any.
-    pub fn prompt(&self) -> Option<&str> {
-        self.pass.as_ref().map(|p| p.prompt.as_str())
-    }
-
     pub fn get(&mut self, model: &Llama, tok: &Tokenizer, prompt: &str) -> Result<&Pass> {
         if self.pass.as_ref().is_none_or(|p| p.prompt != prompt) {
             self.pass = Some(Pass::run(model, tok, prompt)?);

@@ -136,6 +136,29 @@ struct RowArgs<'a> {
 /// independent, and each one's arithmetic never depends on the call's size.
 #[inline(always)]
 fn attend_row(a: &RowArgs, idx: usize, o: &mut [f32], sc: &mut [f32], raw: Option<&mut [f32]>) {
+    let hd = a.s.head_dim;
+    attend_row_with(a, idx, o, sc, raw, dot, |o, p, v, stride| {
+        o.fill(0.0);
+        for (j, &pj) in p.iter().enumerate() {
+            for (a, &b) in o.iter_mut().zip(&v[j * stride..][..hd]) {
+                *a += pj * b;
+            }
+        }
+    })
+}
+
+/// The row's steps with the two inner loops supplied: `dot(q, k)` and
+/// `wsum(o, probs, v, stride)`, which sets `o = Σ_j probs[j] · v[j·stride ..]`.
+#[inline(always)]
+fn attend_row_with(
+    a: &RowArgs,
+    idx: usize,
+    o: &mut [f32],
+    sc: &mut [f32],
+    raw: Option<&mut [f32]>,
+    dot: impl Fn(&[f32], &[f32]) -> f32,
+    wsum: impl Fn(&mut [f32], &[f32], &[f32], usize),
+) {
     let s = a.s;
     let hd = s.head_dim;
     let kd = s.kv_heads * hd;
@@ -160,14 +183,10 @@ fn attend_row(a: &RowArgs, idx: usize, o: &mut [f32], sc: &mut [f32], raw: Optio
         sum += *x as f64;
     }
     let inv = (1.0 / sum) as f32;
-    o.fill(0.0);
-    for (j, p) in sc.iter_mut().enumerate() {
+    for p in sc.iter_mut() {
         *p *= inv;
-        let vr = &a.v[j * kd + off..][..hd];
-        for (a, &b) in o.iter_mut().zip(vr) {
-            *a += *p * b;
-        }
     }
+    wsum(o, sc, &a.v[off..], kd);
 }
 
 /// The same row with AVX vectors for its two inner loops. It adds and multiplies lane
@@ -182,39 +201,17 @@ fn attend_row_avx2(
     sc: &mut [f32],
     raw: Option<&mut [f32]>,
 ) {
-    let s = a.s;
-    let hd = s.head_dim;
+    let hd = a.s.head_dim;
     if !hd.is_multiple_of(64) {
         return attend_row(a, idx, o, sc, raw);
     }
-    let kd = s.kv_heads * hd;
-    let group = s.heads / s.kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let (t, h) = (idx / s.heads, idx % s.heads);
-    let n = s.pos + t + 1;
-    let qr = &a.q[t * s.heads * hd + h * hd..][..hd];
-    let off = (h / group) * hd;
-    let sc = &mut sc[..n];
-    for (j, x) in sc.iter_mut().enumerate() {
-        *x = avx::dot(qr, &a.k[j * kd + off..][..hd]) * scale;
-    }
-    if let Some(raw) = raw {
-        raw[..n].copy_from_slice(sc);
-        raw[n..].fill(f32::NEG_INFINITY);
-    }
-    let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f64;
-    for x in sc.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x as f64;
-    }
-    let inv = (1.0 / sum) as f32;
-    for p in sc.iter_mut() {
-        *p *= inv;
-    }
-    for c in (0..hd).step_by(64) {
-        avx::weighted_sum_64(&mut o[c..c + 64], sc, &a.v[off + c..], kd);
-    }
+    // Closures inherit this function's AVX2, so they may call the AVX kernels.
+    let dot = |x: &[f32], y: &[f32]| avx::dot(x, y);
+    attend_row_with(a, idx, o, sc, raw, dot, |o, p, v, stride| {
+        for c in (0..hd).step_by(64) {
+            avx::weighted_sum_64(&mut o[c..c + 64], p, &v[c..], stride);
+        }
+    })
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -179,6 +179,19 @@ pub struct TensorBlock {
     pub highlight: Vec<(usize, usize)>,
 }
 
+impl TensorBlock {
+    /// Its shape in words, e.g. `49152 token id × 576 channel`.
+    pub fn describe(&self) -> String {
+        let dims: Vec<String> = self
+            .shape
+            .iter()
+            .zip(&self.axes)
+            .map(|(n, a)| format!("{n} {a}"))
+            .collect();
+        dims.join(" × ")
+    }
+}
+
 /// Labelled points in 2-D or 3-D.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PointCloud {

@@ -92,13 +92,7 @@ fn render_item(out: &mut String, p: &Primitive) {
             }
         }
         Primitive::TensorBlock(t) => {
-            let dims: Vec<String> = t
-                .shape
-                .iter()
-                .zip(&t.axes)
-                .map(|(n, a)| format!("{n} {a}"))
-                .collect();
-            let _ = writeln!(out, "tensor: {}", dims.join(" × "));
+            let _ = writeln!(out, "tensor: {}", t.describe());
             for (i, (s, e)) in t.highlight.iter().enumerate() {
                 if let Some(a) = t.axes.get(i) {
                     let _ = writeln!(out, "highlighted {a}: {s}..{e}");

@@ -564,15 +564,9 @@ fn block_grid(f: &mut Frame, area: Rect, g: &BlockGrid) {
 
 /// A tensor as its shape with the highlighted ranges, e.g. `49152 token id × 576 channel`.
 fn tensor_block(f: &mut Frame, area: Rect, t: &TensorBlock) {
-    let dims: Vec<String> = t
-        .shape
-        .iter()
-        .zip(&t.axes)
-        .map(|(n, a)| format!("{n} {a}"))
-        .collect();
     let mut lines = vec![Line::from(vec![
         Span::styled("▇▇▇ ", Style::new().fg(color(t.role.color()))),
-        Span::raw(dims.join(" × ")),
+        Span::raw(t.describe()),
     ])];
     for ((s, e), a) in t.highlight.iter().zip(&t.axes) {
         lines.push(Line::styled(

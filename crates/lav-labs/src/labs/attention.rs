@@ -408,7 +408,10 @@ impl Lab for Attention {
                         }),
                     )))
             }
-            "heads" => Ok(self.heads_scene(head)?),
+            "heads" => {
+                let prompt = v.text(&self.c.prompt).to_string();
+                self.heads_scene(&prompt, head)
+            }
             "cost" => Ok(cost_scene(n, cfg.hidden_size)),
             _ => unreachable!("Session checks step ids"),
         }
@@ -416,12 +419,10 @@ impl Lab for Attention {
 }
 
 impl Attention {
-    fn heads_scene(&mut self, head: usize) -> Result<Scene> {
+    fn heads_scene(&mut self, prompt: &str, head: usize) -> Result<Scene> {
         let model = self.model.clone();
         let cfg = &model.config;
-        let pass = self
-            .pass
-            .get(&model, &self.tokenizer, &self.pass_prompt())?;
+        let pass = self.pass.get(&model, &self.tokenizer, prompt)?;
         let n = pass.tokens.len();
         let group = cfg.num_heads / cfg.num_kv_heads;
         // How far back each head looks, on average over the prompt's tokens.
@@ -504,10 +505,6 @@ impl Attention {
                 Provenance::published("Radford et al. 2019 (GPT-2 small)"),
                 Primitive::Text(Text { body: "GPT-2 small: 12 heads × 64 = 768 channels, every head with its own keys and values.".into(), style: TextStyle::Plain }),
             )))
-    }
-
-    fn pass_prompt(&self) -> String {
-        self.pass.prompt().unwrap_or_default().to_string()
     }
 }
 

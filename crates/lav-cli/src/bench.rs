@@ -36,6 +36,15 @@ pub struct BenchArgs {
     /// change (targets: < 2 s and < 50 ms).
     #[arg(long)]
     labs: bool,
+    /// Time frames of this lab in the 3-D app instead (against an empty window).
+    #[arg(long, value_name = "LAB")]
+    frames: Option<String>,
+    /// The step for --frames.
+    #[arg(long)]
+    step: Option<String>,
+    /// Frames timed for --frames.
+    #[arg(long, default_value_t = 120)]
+    count: u32,
     #[arg(long)]
     json: bool,
 }
@@ -108,6 +117,9 @@ fn lav_decode(model: &Llama, prompt: &[u32], n: usize, capture: bool) -> Result<
 pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
     if a.labs {
         return crate::lab_cmd::bench_labs(g, format, a.json);
+    }
+    if let Some(lab) = &a.frames {
+        return crate::lab_cmd::bench_frames(g, format, lab, a.step.as_deref(), a.count, a.json);
     }
     let (model, tok) = resolve::model(g, format)?;
     let prompt = tok.encode(&chat_prompt(

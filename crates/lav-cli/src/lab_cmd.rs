@@ -27,6 +27,17 @@ pub struct LabArgs {
     /// Open the terminal UI even where a display is available.
     #[arg(long)]
     pub tui: bool,
+    /// Render the step in the 3-D app, save it as a PNG and exit (needs a display, or
+    /// `xvfb-run` with Mesa).
+    #[arg(long, value_name = "PNG", conflicts_with_all = ["json", "text", "tui"])]
+    pub screenshot: Option<std::path::PathBuf>,
+    /// With --screenshot: also write where each scene item landed, as pixel
+    /// rectangles in JSON (for tests).
+    #[arg(long, value_name = "JSON", requires = "screenshot", hide = true)]
+    pub regions: Option<std::path::PathBuf>,
+    /// Window size for the 3-D app and screenshots.
+    #[arg(long, default_value = "1280x720", value_name = "WxH")]
+    pub size: String,
 }
 
 /// Loads models on first use, once, through the same resolution as every command.
@@ -142,8 +153,29 @@ pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    // No 3-D app yet: the terminal UI is the interactive renderer. Pipes get text.
-    if !a.text && (a.tui || std::io::stdout().is_terminal()) {
+    let size = lav_viz::parse_size(&a.size)?;
+    if let Some(path) = a.screenshot {
+        lav_viz::open(
+            session,
+            lav_viz::Mode::Screenshot {
+                path: path.clone(),
+                regions: a.regions,
+            },
+            size,
+        )?;
+        eprintln!("saved {}", path.display());
+        return Ok(());
+    }
+    let interactive = a.tui || (!a.text && std::io::stdout().is_terminal());
+    if interactive && !a.tui && !a.text {
+        if lav_viz::display_available() {
+            lav_viz::open(session, lav_viz::Mode::Interactive, size)?;
+            return Ok(());
+        }
+        eprintln!("{}", lav_viz::NO_DISPLAY);
+    }
+    // The terminal UI where there is a terminal; pipes get text.
+    if interactive {
         return Ok(lav_tui::run(session)?);
     }
     let scene = session.scene()?;
@@ -176,6 +208,43 @@ struct LabTiming {
     /// The slowest scene after typing new text (a new prompt reruns the model).
     worst_input_ms: f64,
     worst_input: String,
+}
+
+/// `lav bench --frames LAB`: frame time of a lab step in the 3-D app, against the same
+/// window with nothing drawn.
+pub fn bench_frames(
+    g: &Global,
+    format: WeightFormat,
+    lab: &str,
+    step: Option<&str>,
+    frames: u32,
+    json: bool,
+) -> Result<()> {
+    let ctx = Context {
+        dir: lav_labs::labs_dir()?,
+        loader: Arc::new(CliLoader::new(g, format)),
+    };
+    let mut session = lav_labs::open_session(lab, &ctx)?;
+    if let Some(s) = step {
+        session.go_to(s)?;
+    }
+    let step_id = session.step().id.to_string();
+    let b = lav_viz::open(session, lav_viz::Mode::Bench { frames }, (1280, 720))?
+        .ok_or_else(|| anyhow::anyhow!("the frame benchmark ended before it finished"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "lab": lab, "step": step_id, "frames": b })
+            )?
+        );
+    } else {
+        println!(
+            "{lab} / {step_id}: {} frames at 1280x720, {} entities\n  scene  {:.2} ms mean, {:.2} ms p95\n  empty  {:.2} ms mean (same window, nothing drawn)\n  ratio  {:.2}",
+            b.frames, b.entities, b.scene_ms_mean, b.scene_ms_p95, b.empty_ms_mean, b.ratio
+        );
+    }
+    Ok(())
 }
 
 /// Text the lab benchmark types into text controls: a prompt, words, and two

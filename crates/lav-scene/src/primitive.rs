@@ -128,6 +128,7 @@ pub enum Primitive {
     Plot(Plot),
     Table(Table),
     Text(Text),
+    Blocks(Blocks),
 }
 
 /// A row of token chips.
@@ -333,6 +334,66 @@ impl Table {
     }
 }
 
+/// Boxes placed in 3-D by the lab: a model's architecture laid out from its config
+/// (the layout is the lab's, so every renderer shows the same arrangement). The 3-D
+/// app draws them where they say; flat renderers list them and draw their values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Blocks {
+    pub blocks: Vec<Block>,
+    /// Data flow between blocks, as indices into `blocks`.
+    pub flow: Vec<(usize, usize)>,
+    /// What one unit of the coordinates stands for, e.g. "1 unit = 64 channels".
+    pub unit: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    pub id: String,
+    pub label: String,
+    /// Centre `(x, y, z)`, y up.
+    pub center: [f32; 3],
+    /// Extent along x, y and z.
+    pub size: [f32; 3],
+    pub role: Role,
+    /// The tensor the block holds or produces, and its axis names.
+    pub shape: Vec<usize>,
+    pub axes: Vec<String>,
+    /// Real values painted on the block's top face (rows run along z, columns along
+    /// x), when this step has them.
+    pub values: Option<Heatmap>,
+    /// Part of what the step is about; the others are context (drawn dim).
+    pub active: bool,
+}
+
+impl Blocks {
+    /// The block with this id.
+    pub fn block(&self, id: &str) -> Option<&Block> {
+        self.blocks.iter().find(|b| b.id == id)
+    }
+
+    /// The smallest box holding every block: `(min, max)` corners.
+    pub fn bounds(&self) -> Option<([f32; 3], [f32; 3])> {
+        bounds_of(self.blocks.iter())
+    }
+}
+
+/// The smallest box holding `blocks`: `(min, max)` corners.
+pub fn bounds_of<'a>(blocks: impl Iterator<Item = &'a Block>) -> Option<([f32; 3], [f32; 3])> {
+    let mut out: Option<([f32; 3], [f32; 3])> = None;
+    for b in blocks {
+        let lo: [f32; 3] = std::array::from_fn(|i| b.center[i] - b.size[i] / 2.0);
+        let hi: [f32; 3] = std::array::from_fn(|i| b.center[i] + b.size[i] / 2.0);
+        out = Some(match out {
+            None => (lo, hi),
+            Some((a, c)) => (
+                std::array::from_fn(|i| a[i].min(lo[i])),
+                std::array::from_fn(|i| c[i].max(hi[i])),
+            ),
+        });
+    }
+    out
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Text {
     pub body: String,
@@ -352,6 +413,28 @@ pub enum TextStyle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_bounds_cover_every_corner() {
+        let b = |c: [f32; 3], s: [f32; 3]| Block {
+            id: String::new(),
+            label: String::new(),
+            center: c,
+            size: s,
+            role: Role::Weight,
+            shape: vec![],
+            axes: vec![],
+            values: None,
+            active: false,
+        };
+        let bl = Blocks {
+            blocks: vec![b([0.0; 3], [2.0; 3]), b([5.0, 0.0, -1.0], [1.0, 4.0, 1.0])],
+            flow: vec![],
+            unit: String::new(),
+        };
+        assert_eq!(bl.bounds(), Some(([-1.0, -2.0, -1.5], [5.5, 2.0, 1.0])));
+        assert_eq!(bounds_of([].iter()), None);
+    }
 
     /// One of every primitive: the JSON a renderer reads must come back unchanged.
     #[test]
@@ -464,8 +547,23 @@ mod tests {
                 body: "hello".into(),
                 style: TextStyle::Warning,
             }),
+            Primitive::Blocks(Blocks {
+                blocks: vec![Block {
+                    id: "b".into(),
+                    label: "B".into(),
+                    center: [0.0, 1.0, 2.0],
+                    size: [1.0, 0.5, 2.0],
+                    role: Role::Activation,
+                    shape: vec![2, 3],
+                    axes: vec!["token".into(), "channel".into()],
+                    values: None,
+                    active: true,
+                }],
+                flow: vec![(0, 0)],
+                unit: "1 unit = 64 channels".into(),
+            }),
         ];
-        assert_eq!(prims.len(), 12);
+        assert_eq!(prims.len(), 13);
         let scene = Scene {
             items: prims
                 .into_iter()

@@ -38,6 +38,26 @@ pub fn num(v: f64) -> String {
     }
 }
 
+/// `134515008` → `134,515,008`.
+pub fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The smallest and largest finite value, if any.
+pub fn value_range(v: &[f32]) -> Option<(f64, f64)> {
+    let mut it = v.iter().filter(|x| x.is_finite()).map(|&x| x as f64);
+    let first = it.next()?;
+    Some(it.fold((first, first), |(a, b), x| (a.min(x), b.max(x))))
+}
+
 fn render_item(out: &mut String, p: &Primitive) {
     match p {
         Primitive::TokenStrip(s) => {
@@ -71,15 +91,9 @@ fn render_item(out: &mut String, p: &Primitive) {
                     let _ = writeln!(out, "{name}\t{}", cells.join("\t"));
                 }
             } else {
-                let finite: Vec<f32> = h.values.iter().copied().filter(|v| v.is_finite()).collect();
-                let min = finite.iter().copied().fold(f32::INFINITY, f32::min);
-                let max = finite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let _ = writeln!(
-                    out,
-                    "values from {} to {}",
-                    num(min as f64),
-                    num(max as f64)
-                );
+                if let Some((min, max)) = value_range(&h.values) {
+                    let _ = writeln!(out, "values from {} to {}", num(min), num(max));
+                }
             }
             if let Some((r, c)) = h.selected {
                 let _ = writeln!(
@@ -172,6 +186,32 @@ fn render_item(out: &mut String, p: &Primitive) {
             let _ = writeln!(out, "{}", t.columns.join("\t"));
             for r in &t.rows {
                 let _ = writeln!(out, "{}", r.join("\t"));
+            }
+        }
+        Primitive::Blocks(b) => {
+            let active: Vec<&Block> = b.blocks.iter().filter(|x| x.active).collect();
+            let _ = writeln!(
+                out,
+                "{} blocks ({}), {} active:",
+                b.blocks.len(),
+                b.unit,
+                active.len()
+            );
+            for x in active {
+                let dims: Vec<String> = x
+                    .shape
+                    .iter()
+                    .zip(&x.axes)
+                    .map(|(n, a)| format!("{n} {a}"))
+                    .collect();
+                let range = match &x.values {
+                    Some(h) => match value_range(&h.values) {
+                        Some((lo, hi)) => format!("\tvalues {} to {}", num(lo), num(hi)),
+                        None => String::new(),
+                    },
+                    None => String::new(),
+                };
+                let _ = writeln!(out, "{}\t{}\t{}{range}", x.id, x.label, dims.join(" × "));
             }
         }
         Primitive::Text(t) => {

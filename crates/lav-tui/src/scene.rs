@@ -42,6 +42,14 @@ fn wanted_height(p: &Primitive, width: u16) -> u16 {
         Primitive::Tree(t) => count_nodes(&t.root),
         Primitive::Graph(g) => g.edges.len().max(1) + g.nodes.len() / 4,
         Primitive::Table(t) => t.rows.len() + 1,
+        Primitive::Blocks(b) => {
+            let active = b.blocks.iter().filter(|x| x.active);
+            let heat = active
+                .clone()
+                .find_map(|x| x.values.as_ref())
+                .map_or(0, |h| h.rows.len().min(40) + 3);
+            active.count() + 1 + heat
+        }
         Primitive::Text(t) => t
             .body
             .lines()
@@ -124,6 +132,7 @@ fn draw_item(f: &mut Frame, area: Rect, item: &Item) {
         Primitive::Timeline(t) => timeline(f, inner, t),
         Primitive::BlockGrid(g) => block_grid(f, inner, g),
         Primitive::TensorBlock(t) => tensor_block(f, inner, t),
+        Primitive::Blocks(b) => blocks(f, inner, b),
         other => {
             // Primitives without a dedicated drawing yet use their text rendering.
             let s = lav_scene::render_text(&Scene::new().with(Item::new(
@@ -563,6 +572,42 @@ fn block_grid(f: &mut Frame, area: Rect, g: &BlockGrid) {
 }
 
 /// A tensor as its shape with the highlighted ranges, e.g. `49152 token id × 576 channel`.
+/// The active blocks as a list (a flat terminal cannot show their 3-D layout), then
+/// the values of the first one that has them.
+fn blocks(f: &mut Frame, area: Rect, b: &Blocks) {
+    let active: Vec<&lav_scene::Block> = b.blocks.iter().filter(|x| x.active).collect();
+    let mut lines = vec![
+        Line::from(format!(
+            "{} of {} blocks in this step ({})",
+            active.len(),
+            b.blocks.len(),
+            b.unit
+        ))
+        .add_modifier(Modifier::DIM),
+    ];
+    for x in &active {
+        let dims: Vec<String> = x
+            .shape
+            .iter()
+            .zip(&x.axes)
+            .map(|(n, a)| format!("{n} {a}"))
+            .collect();
+        lines.push(Line::from(vec![
+            Span::styled("■ ", Style::new().fg(color(x.role.color()))),
+            Span::raw(format!("{}  ", x.label)),
+            Span::styled(dims.join(" × "), Style::new().add_modifier(Modifier::DIM)),
+        ]));
+    }
+    let n = lines.len() as u16;
+    f.render_widget(Paragraph::new(lines), area);
+    if let Some(h) = active.iter().find_map(|x| x.values.as_ref())
+        && area.height > n + 2
+    {
+        let rest = Rect::new(area.x, area.y + n, area.width, area.height - n);
+        heatmap(f, rest, h);
+    }
+}
+
 fn tensor_block(f: &mut Frame, area: Rect, t: &TensorBlock) {
     let mut lines = vec![Line::from(vec![
         Span::styled("▇▇▇ ", Style::new().fg(color(t.role.color()))),

@@ -333,6 +333,9 @@ impl Lab for Attention {
                     .map(|i| ((i + 1)..n).map(|j| vals[i * n + j] as f64).sum::<f64>())
                     .sum::<f64>()
                     / n as f64;
+                // Every head of the layer, in the forward-pass lab's blocks: the real
+                // (always causal) weights, each an n × n triangle.
+                let arch = super::forward_pass::attention_blocks(cfg, pass, layer)?;
                 Ok(Scene::new()
                     .with(Item::new("probs", title, p.clone(), heatmap(&hv, vals, ColorScale::Sequential { min: 0.0, max: 1.0 }, None)))
                     .with(Item::new(
@@ -340,6 +343,12 @@ impl Lab for Attention {
                         "Average weight on later tokens",
                         p,
                         Primitive::Text(Text { body: format!("{future:.4} per row (the model needs 0: at generation time the later tokens do not exist yet)"), style: TextStyle::Callout }),
+                    ))
+                    .with(Item::new(
+                        "layer",
+                        format!("All {} heads of layer {layer}, as the model computes them (causal)", cfg.num_heads),
+                        prov.clone(),
+                        Primitive::Blocks(arch),
                     )))
             }
             "scale" => {

@@ -2,6 +2,7 @@
 
 mod attention;
 mod embeddings;
+pub mod forward_pass;
 mod tokenization;
 mod transformer_block;
 
@@ -25,6 +26,7 @@ const LABS: &[(&str, Opener)] = &[
     ("embeddings", embeddings::open),
     ("attention", attention::open),
     ("transformer-block", transformer_block::open),
+    ("forward-pass", forward_pass::open),
 ];
 
 /// Whether this build has an implementation of `id`.

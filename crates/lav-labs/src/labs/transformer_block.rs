@@ -35,6 +35,23 @@ const STAGES: &[(&str, &str)] = &[
     ("x + mlp", "y = h + FFN(Norm(h)): the block's output"),
 ];
 
+/// Each stage's block in the forward-pass layout (a trailing `.` means every head).
+const STAGE_BLOCKS: [&str; 13] = [
+    "resid_in",
+    "attn_norm",
+    "q.",
+    "k.",
+    "v.",
+    "attn.",
+    "o_proj",
+    "resid_mid",
+    "ffn_norm",
+    "gate",
+    "act",
+    "down",
+    "resid_out",
+];
+
 pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
     let model = ctx.loader.model()?;
     let cfg = &model.config;
@@ -171,6 +188,18 @@ impl Block {
         let layer = v.usize(&self.c.layer);
         let stage = v.usize(&self.c.stage).min(STAGES.len() - 1);
         let (vecs, piece, t) = self.stage_vectors(v)?;
+        let n = self
+            .pass
+            .get(&self.model, &self.tokenizer, v.text(&self.c.prompt))?
+            .tokens
+            .len();
+        // Where the stage sits in the layer, in the forward-pass lab's blocks.
+        let arch = super::forward_pass::layer_with_active(
+            &self.model.config,
+            n,
+            layer,
+            &[STAGE_BLOCKS[stage]],
+        );
         let prov = Provenance::model(format!(
             "{}: layer {layer}, token {t} \"{piece}\"",
             self.model_name
@@ -240,6 +269,12 @@ impl Block {
                     ),
                     style: TextStyle::Callout,
                 }),
+            ))
+            .with(Item::new(
+                "layer",
+                format!("Where the stage sits in layer {layer}"),
+                Provenance::model(format!("{} config", self.model_name)),
+                Primitive::Blocks(arch),
             )))
     }
 
@@ -359,17 +394,7 @@ impl Block {
             .map(|t| t.2)
             .sum();
         let prov = Provenance::model(format!("{} tensor shapes", self.model_name));
-        let fmt = |n: usize| {
-            let s = n.to_string();
-            let mut out = String::new();
-            for (i, c) in s.chars().enumerate() {
-                if i > 0 && (s.len() - i).is_multiple_of(3) {
-                    out.push(',');
-                }
-                out.push(c);
-            }
-            out
-        };
+        let fmt = |n: usize| text::group_digits(n as u64);
         let mut table_rows: Vec<Vec<String>> = rows
             .iter()
             .map(|(l, n)| vec![l.clone(), fmt(*n), format!("{:.3} d²", *n as f64 / (d * d))])

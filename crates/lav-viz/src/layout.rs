@@ -1,0 +1,1156 @@
+//! Scene → shapes: where every primitive goes in 3-D and what colour it is. Pure data
+//! and no Bevy, so the mapping is tested without a GPU; `app` turns shapes into
+//! entities one to one.
+//!
+//! Items that carry their own 3-D layout ([`Blocks`]) keep it. The others are laid out
+//! on a wall (the x–y plane, facing the default camera) to the left of the blocks, or
+//! side by side when there are none.
+
+use crate::presentation::LayoutParams;
+use lav_scene::palette::GREY;
+use lav_scene::text::num;
+use lav_scene::*;
+
+pub type V3 = [f32; 3];
+
+/// Which plane a grid of cells lies in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plane {
+    /// Facing +z: columns run along +x, rows down along −y.
+    Wall,
+    /// Facing +y (a block's top face): columns along +x, rows along +z.
+    Floor,
+}
+
+/// What a shape shows when the pointer is on it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pick {
+    /// Fixed lines (a bar, a block, a chip).
+    Info(Vec<String>),
+    /// A cell of heatmap `heatmap` (an index into [`Layout::heatmaps`]); the renderer
+    /// asks [`Layout::cell_info`] for the cell under the pointer.
+    Cells { heatmap: usize },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    /// An axis-aligned box.
+    Cuboid {
+        center: V3,
+        size: V3,
+        color: Rgb,
+        /// Context rather than subject: drawn faded.
+        dim: bool,
+    },
+    /// A flat grid of cells as one data texture (never one entity per cell).
+    Grid {
+        center: V3,
+        /// Extent along the plane's column and row directions.
+        size: [f32; 2],
+        plane: Plane,
+        /// The texture: `tex_rows × tex_cols` sRGB pixels, row-major. Downsampled from
+        /// the data when it is larger than a texture may be.
+        tex_rows: usize,
+        tex_cols: usize,
+        pixels: Vec<[u8; 4]>,
+        /// Data cells (for cell lines and the selection outline in the shader).
+        rows: usize,
+        cols: usize,
+        selected: Option<(usize, usize)>,
+    },
+    /// A straight segment.
+    Line {
+        from: V3,
+        to: V3,
+        color: Rgb,
+        width: f32,
+    },
+    /// Text at a point, drawn facing the camera; `height` is in world units. The
+    /// point is the text's bottom-left corner, or bottom-right with `right`.
+    Label {
+        at: V3,
+        text: String,
+        color: Rgb,
+        height: f32,
+        right: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Visual {
+    /// The scene item it belongs to.
+    pub item: usize,
+    pub shape: Shape,
+    pub pick: Option<Pick>,
+}
+
+/// Where an item ended up, for camera targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Region {
+    pub id: String,
+    pub min: V3,
+    pub max: V3,
+}
+
+/// A heatmap's data with its place, so hovering can read the true value of a cell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeatRef {
+    pub heatmap: Heatmap,
+    /// The title of what it belongs to, what it was computed from, and provenance.
+    pub title: String,
+    pub from: String,
+    pub provenance: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Layout {
+    pub visuals: Vec<Visual>,
+    pub regions: Vec<Region>,
+    pub heatmaps: Vec<HeatRef>,
+}
+
+/// The largest texture side the app uploads (every GPU and lavapipe take 4096).
+pub const MAX_TEXTURE: usize = 4096;
+
+impl Layout {
+    pub fn region(&self, id: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.id == id)
+    }
+
+    /// The bounds of everything.
+    pub fn bounds(&self) -> Option<(V3, V3)> {
+        union(self.regions.iter().map(|r| (r.min, r.max)))
+    }
+
+    /// The hover text of cell `(r, c)` of heatmap `h`.
+    pub fn cell_info(&self, h: usize, r: usize, c: usize) -> Vec<String> {
+        let Some(hr) = self.heatmaps.get(h) else {
+            return vec![];
+        };
+        let m = &hr.heatmap;
+        if r >= m.rows.len() || c >= m.cols.len() {
+            return vec![];
+        }
+        let mut out = vec![
+            hr.title.clone(),
+            format!(
+                "{} {}  ·  {} {}",
+                m.row_axis, m.rows[r], m.col_axis, m.cols[c]
+            ),
+            format!("value {}", num(m.get(r, c) as f64)),
+        ];
+        if !hr.from.is_empty() {
+            out.push(format!("computed from {}", hr.from));
+        }
+        out.push(hr.provenance.clone());
+        out
+    }
+}
+
+fn union(it: impl Iterator<Item = (V3, V3)>) -> Option<(V3, V3)> {
+    it.reduce(|(a, b), (c, d)| {
+        (
+            std::array::from_fn(|i| a[i].min(c[i])),
+            std::array::from_fn(|i| b[i].max(d[i])),
+        )
+    })
+}
+
+/// Lays out a whole scene.
+pub fn build(scene: &Scene, p: &LayoutParams) -> Layout {
+    let mut out = Layout::default();
+    // Blocks first: they fix where the wall goes.
+    for (i, item) in scene.items.iter().enumerate() {
+        if let Primitive::Blocks(b) = &item.primitive {
+            blocks(&mut out, i, item, b, p);
+        }
+    }
+    let blocks_bounds = out.bounds();
+    let mut wall = Vec::new();
+    for (i, item) in scene.items.iter().enumerate() {
+        if matches!(item.primitive, Primitive::Blocks(_)) {
+            continue;
+        }
+        // Each item is drawn with its top-left corner at the origin, then moved.
+        let mut local = Layout::default();
+        let (w, h) = flat(&mut local, i, item, p);
+        wall.push((i, local, w, h));
+    }
+    match blocks_bounds {
+        // Beside the blocks: a column down their left side, facing the camera.
+        Some((min, max)) => {
+            // Blocks scenes are seen from farther away: the wall grows to match.
+            let k = p.beside_blocks_scale;
+            let mut y = max[1].max(min[1] + 4.0);
+            for (i, local, w, h) in wall {
+                let local = scaled(local, k);
+                let at = [min[0] - k * (p.gap + w), y, max[2]];
+                let mut q = p.clone();
+                q.title *= k;
+                place(&mut out, local, at, i, scene, k * w, k * h, &q);
+                y -= k * (h + p.gap + 2.0 * p.title);
+            }
+        }
+        // Side by side, tops aligned.
+        None => {
+            let mut x = 0.0;
+            for (i, local, w, h) in wall {
+                place(&mut out, local, [x, 0.0, 0.0], i, scene, w, h, p);
+                x += w + p.gap;
+            }
+        }
+    }
+    out
+}
+
+/// An item drawn at the origin, `k` times bigger.
+fn scaled(mut l: Layout, k: f32) -> Layout {
+    let m = |v: &mut V3| v.iter_mut().for_each(|x| *x *= k);
+    for v in &mut l.visuals {
+        match &mut v.shape {
+            Shape::Cuboid { center, size, .. } => {
+                m(center);
+                m(size);
+            }
+            Shape::Grid { center, size, .. } => {
+                m(center);
+                size.iter_mut().for_each(|x| *x *= k);
+            }
+            Shape::Line {
+                from, to, width, ..
+            } => {
+                m(from);
+                m(to);
+                *width *= k;
+            }
+            Shape::Label { at, height, .. } => {
+                m(at);
+                *height *= k;
+            }
+        }
+    }
+    for r in &mut l.regions {
+        m(&mut r.min);
+        m(&mut r.max);
+    }
+    l
+}
+
+/// Moves an item drawn at the origin to `at`, adds its title and provenance.
+#[allow(clippy::too_many_arguments)]
+fn place(
+    out: &mut Layout,
+    local: Layout,
+    at: V3,
+    i: usize,
+    scene: &Scene,
+    w: f32,
+    h: f32,
+    p: &LayoutParams,
+) {
+    let item = &scene.items[i];
+    let shift = |v: V3| [v[0] + at[0], v[1] + at[1], v[2] + at[2]];
+    for mut v in local.visuals {
+        match &mut v.shape {
+            Shape::Cuboid { center, .. } | Shape::Grid { center, .. } => *center = shift(*center),
+            Shape::Line { from, to, .. } => {
+                *from = shift(*from);
+                *to = shift(*to);
+            }
+            Shape::Label { at: a, .. } => *a = shift(*a),
+        }
+        if let Some(Pick::Cells { heatmap }) = &mut v.pick {
+            *heatmap += out.heatmaps.len();
+        }
+        out.visuals.push(v);
+    }
+    out.heatmaps.extend(local.heatmaps);
+    for r in local.regions {
+        out.regions.push(Region {
+            id: r.id,
+            min: shift(r.min),
+            max: shift(r.max),
+        });
+    }
+    titles(out, i, item, [at[0], at[1], at[2]], w, h, p);
+    out.regions.push(Region {
+        id: item.id.clone(),
+        min: [at[0], at[1] - h - p.title, at[2] - 0.1],
+        max: [at[0] + w, at[1] + p.title, at[2] + 0.1],
+    });
+}
+
+/// The item's title above its top-left corner and its provenance below its bottom.
+fn titles(
+    out: &mut Layout,
+    i: usize,
+    item: &Item,
+    top_left: V3,
+    _w: f32,
+    h: f32,
+    p: &LayoutParams,
+) {
+    let [x, y, z] = top_left;
+    out.visuals.push(Visual {
+        item: i,
+        shape: Shape::Label {
+            at: [x, y + 0.7 * p.title, z],
+            text: item.title.clone(),
+            color: Rgb(0xee, 0xee, 0xee),
+            height: p.title,
+            right: false,
+        },
+        pick: None,
+    });
+    out.visuals.push(Visual {
+        item: i,
+        shape: Shape::Label {
+            at: [x, y - h - 0.6 * p.title, z],
+            text: item.provenance.label(),
+            color: provenance_color(&item.provenance),
+            height: 0.6 * p.title,
+            right: false,
+        },
+        pick: None,
+    });
+}
+
+/// What-ifs are marked in the what-if colour; everything else in quiet grey.
+pub fn provenance_color(p: &Provenance) -> Rgb {
+    if p.is_what_if() {
+        Role::WhatIf.color()
+    } else {
+        GREY
+    }
+}
+
+/// A data texture for a heatmap: colours from the item's own scale (the palette's),
+/// pooled to at most [`MAX_TEXTURE`] per side by keeping the value farthest from the
+/// scale's middle, so a spike never disappears.
+pub fn heat_pixels(h: &Heatmap) -> (usize, usize, Vec<[u8; 4]>) {
+    let (rows, cols) = (h.rows.len(), h.cols.len());
+    let tr = rows.clamp(1, MAX_TEXTURE);
+    let tc = cols.clamp(1, MAX_TEXTURE);
+    let mut px = Vec::with_capacity(tr * tc);
+    for r in 0..tr {
+        let (r0, r1) = (r * rows / tr, ((r + 1) * rows / tr).max(r * rows / tr + 1));
+        for c in 0..tc {
+            let (c0, c1) = (c * cols / tc, ((c + 1) * cols / tc).max(c * cols / tc + 1));
+            let mut best: Option<f64> = None;
+            for rr in r0..r1.min(rows) {
+                for cc in c0..c1.min(cols) {
+                    let v = h.get(rr, cc) as f64;
+                    let far = |x: f64| (h.scale.position(x) - 0.5).abs();
+                    best = Some(match best {
+                        Some(b) if !v.is_finite() || (b.is_finite() && far(b) >= far(v)) => b,
+                        _ => v,
+                    });
+                }
+            }
+            let Rgb(r8, g8, b8) = h.scale.color(best.unwrap_or(f64::NAN));
+            px.push([r8, g8, b8, 255]);
+        }
+    }
+    (tr, tc, px)
+}
+
+fn grid(h: &Heatmap, center: V3, size: [f32; 2], plane: Plane) -> Shape {
+    let (tex_rows, tex_cols, pixels) = heat_pixels(h);
+    Shape::Grid {
+        center,
+        size,
+        plane,
+        tex_rows,
+        tex_cols,
+        pixels,
+        rows: h.rows.len(),
+        cols: h.cols.len(),
+        selected: h.selected,
+    }
+}
+
+fn blocks(out: &mut Layout, i: usize, item: &Item, b: &Blocks, p: &LayoutParams) {
+    let any_active = b.blocks.iter().any(|x| x.active);
+    // Context above the highest active block would sit between a camera looking down
+    // and the subject: leave it out.
+    let ceiling = b
+        .blocks
+        .iter()
+        .filter(|x| x.active)
+        .map(|x| x.center[1] + x.size[1] / 2.0)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let shown = |x: &Block| !any_active || x.active || x.center[1] - x.size[1] / 2.0 <= ceiling;
+    for x in b.blocks.iter().filter(|x| shown(x)) {
+        // Inputs, from the flow: what this block was computed from.
+        let from: Vec<&str> = b
+            .flow
+            .iter()
+            .filter(|(_, t)| b.blocks.get(*t).is_some_and(|t| t.id == x.id))
+            .filter_map(|(f, _)| b.blocks.get(*f).map(|f| f.label.as_str()))
+            .collect();
+        let mut from_text = from.clone();
+        from_text.dedup();
+        let dims: Vec<String> = x
+            .shape
+            .iter()
+            .zip(&x.axes)
+            .map(|(n, a)| format!("{n} {a}"))
+            .collect();
+        let mut info = vec![format!("{} ({})", x.label, x.id), dims.join(" × ")];
+        if !from_text.is_empty() {
+            info.push(format!("computed from {}", from_text.join(", ")));
+        }
+        info.push(item.provenance.label());
+        out.visuals.push(Visual {
+            item: i,
+            shape: Shape::Cuboid {
+                center: x.center,
+                size: x.size,
+                color: x.role.color(),
+                dim: any_active && !x.active,
+            },
+            pick: Some(Pick::Info(info)),
+        });
+        if let Some(h) = &x.values {
+            let top = [
+                x.center[0],
+                x.center[1] + x.size[1] / 2.0 + 0.01,
+                x.center[2],
+            ];
+            out.heatmaps.push(HeatRef {
+                heatmap: h.clone(),
+                title: format!("{} ({})", x.label, x.id),
+                from: from_text.join(", "),
+                provenance: item.provenance.label(),
+            });
+            out.visuals.push(Visual {
+                item: i,
+                shape: grid(h, top, [x.size[0], x.size[2]], Plane::Floor),
+                pick: Some(Pick::Cells {
+                    heatmap: out.heatmaps.len() - 1,
+                }),
+            });
+        }
+        if !any_active || x.active {
+            out.visuals.push(Visual {
+                item: i,
+                shape: Shape::Label {
+                    at: [
+                        x.center[0] - x.size[0] / 2.0,
+                        x.center[1] + x.size[1] / 2.0 + 0.3,
+                        x.center[2] + x.size[2] / 2.0 + 0.2,
+                    ],
+                    text: x.label.clone(),
+                    color: Rgb(0xdd, 0xdd, 0xdd),
+                    height: 1.5 * p.label,
+                    right: false,
+                },
+                pick: None,
+            });
+        }
+    }
+    for &(f, t) in &b.flow {
+        let (Some(a), Some(c)) = (b.blocks.get(f), b.blocks.get(t)) else {
+            continue;
+        };
+        let hot = a.active || c.active;
+        if !shown(a) || !shown(c) || (any_active && !hot && a.center[1] != c.center[1]) {
+            // Links between floors of inactive layers are clutter.
+            continue;
+        }
+        out.visuals.push(Visual {
+            item: i,
+            shape: Shape::Line {
+                from: [a.center[0] + a.size[0] / 2.0, a.center[1], a.center[2]],
+                to: [c.center[0] - c.size[0] / 2.0, c.center[1], c.center[2]],
+                color: if hot { Role::Highlight.color() } else { GREY },
+                width: if hot { 0.06 } else { 0.03 },
+            },
+            pick: None,
+        });
+    }
+    if let Some((min, max)) = b.bounds() {
+        out.regions.push(Region {
+            id: item.id.clone(),
+            min,
+            max,
+        });
+        for x in &b.blocks {
+            let lo = std::array::from_fn(|k| x.center[k] - x.size[k] / 2.0);
+            let hi = std::array::from_fn(|k| x.center[k] + x.size[k] / 2.0);
+            out.regions.push(Region {
+                id: format!("{}/{}", item.id, x.id),
+                min: lo,
+                max: hi,
+            });
+        }
+        out.visuals.push(Visual {
+            item: i,
+            shape: Shape::Label {
+                at: [min[0], max[1] + 2.0 * p.title, max[2]],
+                text: format!("{}  ·  {}", item.title, item.provenance.label()),
+                color: provenance_color(&item.provenance),
+                height: p.title,
+                right: false,
+            },
+            pick: None,
+        });
+    }
+}
+
+/// Draws a flat item with its top-left corner at the origin; returns its width and
+/// height.
+fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32) {
+    let prov = item.provenance.label();
+    let mut push = |shape: Shape, pick: Option<Pick>| {
+        out.visuals.push(Visual {
+            item: i,
+            shape,
+            pick,
+        })
+    };
+    let label = |at: V3, text: &str, height: f32| Shape::Label {
+        at,
+        text: text.to_string(),
+        color: Rgb(0xdd, 0xdd, 0xdd),
+        height,
+        right: false,
+    };
+    let info = |lines: Vec<String>| Some(Pick::Info([lines, vec![prov.clone()]].concat()));
+    match &item.primitive {
+        Primitive::Heatmap(h) => {
+            let (rows, cols) = (h.rows.len().max(1), h.cols.len().max(1));
+            let cell = (p.heatmap_width / cols as f32)
+                .min(p.heatmap_width / rows as f32)
+                .min(p.max_cell);
+            let (w, hh) = (cell * cols as f32, cell * rows as f32);
+            let from = format!("{} × {}", h.row_axis, h.col_axis);
+            drop(push);
+            out.heatmaps.push(HeatRef {
+                heatmap: h.clone(),
+                title: item.title.clone(),
+                from,
+                provenance: prov.clone(),
+            });
+            let hid = out.heatmaps.len() - 1;
+            out.regions.push(Region {
+                id: format!("{}/cells", item.id),
+                min: [0.0, -hh, 0.0],
+                max: [w, 0.0, 0.0],
+            });
+            out.visuals.push(Visual {
+                item: i,
+                shape: grid(h, [w / 2.0, -hh / 2.0, 0.0], [w, hh], Plane::Wall),
+                pick: Some(Pick::Cells { heatmap: hid }),
+            });
+            // Row and column names where they are few enough to read.
+            if cell >= p.label * 0.8 {
+                for (r, name) in h.rows.iter().enumerate() {
+                    out.visuals.push(Visual {
+                        item: i,
+                        shape: Shape::Label {
+                            at: [-0.1, -(r as f32 + 0.2) * cell, 0.0],
+                            text: name.clone(),
+                            color: Rgb(0xdd, 0xdd, 0xdd),
+                            height: p.label.min(cell),
+                            right: true,
+                        },
+                        pick: None,
+                    });
+                }
+                for (c, name) in h.cols.iter().enumerate() {
+                    out.visuals.push(Visual {
+                        item: i,
+                        shape: Shape::Label {
+                            at: [(c as f32 + 0.1) * cell, 0.5 * p.label, 0.0],
+                            text: name.clone(),
+                            color: Rgb(0xdd, 0xdd, 0xdd),
+                            height: p.label.min(cell),
+                            right: false,
+                        },
+                        pick: None,
+                    });
+                }
+            }
+            (w, hh)
+        }
+        Primitive::TokenStrip(s) => {
+            let mut x = 0.0;
+            for c in &s.tokens {
+                let w = p.chip_char * c.text.chars().count().max(1) as f32 + p.chip_pad;
+                let color = if c.highlight {
+                    Role::Highlight.color()
+                } else {
+                    c.role.color()
+                };
+                let id = c.id.map(|d| format!("id {d}")).unwrap_or_default();
+                push(
+                    Shape::Cuboid {
+                        center: [x + w / 2.0, -p.chip_height / 2.0, 0.0],
+                        size: [w, p.chip_height, 0.2],
+                        color,
+                        dim: false,
+                    },
+                    info(vec![format!("token {:?}", c.text), id.clone()]),
+                );
+                push(
+                    label([x + 0.1, -0.15 * p.chip_height, 0.15], &c.text, p.label),
+                    None,
+                );
+                if !id.is_empty() {
+                    push(
+                        label([x + 0.1, -1.05 * p.chip_height, 0.15], &id, 0.6 * p.label),
+                        None,
+                    );
+                }
+                x += w + 0.1;
+            }
+            (x.max(1.0), p.chip_height * 1.4)
+        }
+        Primitive::TensorBlock(t) => {
+            // Log-scaled sides: a 49,152 × 576 table still fits on screen.
+            let side = |k: usize| {
+                t.shape
+                    .get(k)
+                    .map_or(0.5, |&n| 0.8 * ((n as f32) + 1.0).log2())
+            };
+            let size = [side(1).max(0.5), side(0).max(0.5), side(2).max(0.5)];
+            push(
+                Shape::Cuboid {
+                    center: [size[0] / 2.0, -size[1] / 2.0, 0.0],
+                    size,
+                    color: t.role.color(),
+                    dim: false,
+                },
+                info(vec![t.describe(), "sides drawn on a log scale".into()]),
+            );
+            if let Some(&(s, e)) = t.highlight.first()
+                && let Some(&n) = t.shape.first()
+                && n > 0
+            {
+                let frac = |v: usize| (v as f32 / n as f32).clamp(0.0, 1.0);
+                let h = (frac(e) - frac(s)).max(0.02) * size[1];
+                push(
+                    Shape::Cuboid {
+                        center: [size[0] / 2.0, -frac(s) * size[1] - h / 2.0, 0.0],
+                        size: [size[0] * 1.02, h, size[2] * 1.02],
+                        color: Role::Highlight.color(),
+                        dim: false,
+                    },
+                    info(vec![format!(
+                        "{} {s}..{e}",
+                        t.axes.first().cloned().unwrap_or_default()
+                    )]),
+                );
+            }
+            push(
+                label([0.0, -size[1] - 0.3, size[2] / 2.0], &t.describe(), p.label),
+                None,
+            );
+            (size[0], size[1] + 0.6)
+        }
+        Primitive::PointCloud(pc) => {
+            let s = p.cloud_size;
+            let n = pc.dims.clamp(1, 3);
+            let range: Vec<(f32, f32)> = (0..n)
+                .map(|k| {
+                    let it = pc.points.iter().filter_map(|q| q.coords.get(k).copied());
+                    let lo = it.clone().fold(f32::INFINITY, f32::min);
+                    let hi = it.fold(f32::NEG_INFINITY, f32::max);
+                    if lo.is_finite() && hi > lo {
+                        (lo, hi)
+                    } else {
+                        (lo.min(0.0), lo.min(0.0) + 1.0)
+                    }
+                })
+                .collect();
+            let at = |q: &Point| -> V3 {
+                let u = |k: usize| {
+                    let (lo, hi) = range.get(k).copied().unwrap_or((0.0, 1.0));
+                    q.coords.get(k).map_or(0.5, |v| (v - lo) / (hi - lo))
+                };
+                [
+                    u(0) * s,
+                    -(1.0 - u(1)) * s,
+                    if n == 3 { (u(2) - 0.5) * s } else { 0.0 },
+                ]
+            };
+            let few = pc.points.len() <= 60;
+            for q in &pc.points {
+                let c = at(q);
+                let color = if q.highlight {
+                    Role::Highlight.color()
+                } else {
+                    Role::series(q.group)
+                };
+                let coords: Vec<String> = q.coords.iter().map(|&v| num(v as f64)).collect();
+                push(
+                    Shape::Cuboid {
+                        center: c,
+                        size: [p.point; 3],
+                        color,
+                        dim: false,
+                    },
+                    info(vec![q.label.clone(), format!("({})", coords.join(", "))]),
+                );
+                if few || q.highlight {
+                    push(
+                        label([c[0] + p.point, c[1] + p.point, c[2]], &q.label, p.label),
+                        None,
+                    );
+                }
+            }
+            // Axes along the box's edges.
+            let o = [0.0, -s, if n == 3 { -s / 2.0 } else { 0.0 }];
+            let ends = [[s, -s, o[2]], [0.0, 0.0, o[2]], [0.0, -s, s / 2.0]];
+            for (k, e) in ends.iter().enumerate().take(n) {
+                push(
+                    Shape::Line {
+                        from: o,
+                        to: *e,
+                        color: GREY,
+                        width: 0.03,
+                    },
+                    None,
+                );
+                if let Some(a) = pc.axes.get(k) {
+                    push(label(*e, a, p.label), None);
+                }
+            }
+            (s, s)
+        }
+        Primitive::Bars(b) => {
+            let vals: Vec<f64> = b
+                .bars
+                .iter()
+                .map(|x| {
+                    if b.log {
+                        (x.value.max(1e-12)).log10()
+                    } else {
+                        x.value
+                    }
+                })
+                .collect();
+            let lo = vals.iter().copied().fold(0.0_f64, f64::min);
+            let hi = vals.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+            let span = (hi - lo).max(f64::MIN_POSITIVE);
+            let lw = b
+                .bars
+                .iter()
+                .map(|x| x.label.chars().count())
+                .max()
+                .unwrap_or(0) as f32
+                * 0.3
+                * p.label;
+            for (k, (x, v)) in b.bars.iter().zip(&vals).enumerate() {
+                let len = ((v - lo) / span) as f32 * p.bar_length;
+                let y = -(k as f32 + 0.5) * p.bar_height;
+                push(
+                    label([0.0, y + 0.3 * p.label, 0.0], &x.label, p.label),
+                    None,
+                );
+                push(
+                    Shape::Cuboid {
+                        center: [lw + 0.2 + len.max(0.02) / 2.0, y, 0.0],
+                        size: [len.max(0.02), 0.8 * p.bar_height, 0.2],
+                        color: x.role.color(),
+                        dim: false,
+                    },
+                    info(vec![
+                        x.label.clone(),
+                        format!("{} {}", num(x.value), b.unit),
+                    ]),
+                );
+                push(
+                    label(
+                        [lw + 0.4 + len, y + 0.3 * p.label, 0.0],
+                        &format!("{} {}", num(x.value), b.unit),
+                        p.label,
+                    ),
+                    None,
+                );
+            }
+            (lw + p.bar_length + 3.0, b.bars.len() as f32 * p.bar_height)
+        }
+        Primitive::Timeline(t) => {
+            let end = t
+                .spans
+                .iter()
+                .map(|s| s.end)
+                .fold(f64::MIN_POSITIVE, f64::max);
+            let lw =
+                t.lanes.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f32 * 0.3 * p.label;
+            for (k, lane) in t.lanes.iter().enumerate() {
+                push(
+                    label([0.0, -(k as f32 + 0.3) * p.bar_height, 0.0], lane, p.label),
+                    None,
+                );
+            }
+            for s in &t.spans {
+                let x0 = lw + 0.2 + (s.start / end) as f32 * p.bar_length;
+                let w = (((s.end - s.start) / end) as f32 * p.bar_length).max(0.02);
+                push(
+                    Shape::Cuboid {
+                        center: [x0 + w / 2.0, -(s.lane as f32 + 0.5) * p.bar_height, 0.0],
+                        size: [w, 0.8 * p.bar_height, 0.2],
+                        color: s.role.color(),
+                        dim: false,
+                    },
+                    info(vec![
+                        s.label.clone(),
+                        format!("{}..{} {}", num(s.start), num(s.end), t.unit),
+                    ]),
+                );
+            }
+            (lw + p.bar_length + 0.4, t.lanes.len() as f32 * p.bar_height)
+        }
+        Primitive::BlockGrid(g) => {
+            let cols = g.columns.max(1);
+            let c = p.bar_height;
+            for (k, cell) in g.cells.iter().enumerate() {
+                let (r, col) = (k / cols, k % cols);
+                let (color, who) = match cell.owner {
+                    Some(o) => (Role::series(o), format!("owner {o}")),
+                    None => (GREY, "free".into()),
+                };
+                push(
+                    Shape::Cuboid {
+                        center: [(col as f32 + 0.5) * c, -(r as f32 + 0.5) * c, 0.0],
+                        size: [
+                            0.85 * c,
+                            0.85 * c,
+                            if cell.owner.is_some() { 0.4 } else { 0.1 },
+                        ],
+                        color,
+                        dim: cell.owner.is_none(),
+                    },
+                    info(vec![format!("block {k}: {who}"), cell.label.clone()]),
+                );
+            }
+            (cols as f32 * c, g.cells.len().div_ceil(cols) as f32 * c)
+        }
+        Primitive::Tree(t) => {
+            // Depth-first: leaves get consecutive rows, parents sit at their first child.
+            let mut row = 0usize;
+            let mut nodes = Vec::new();
+            fn walk(
+                n: &TreeNode,
+                depth: usize,
+                row: &mut usize,
+                out: &mut Vec<(usize, usize, String, Option<usize>)>,
+                parent: Option<usize>,
+            ) {
+                let me = out.len();
+                let text = match &n.value {
+                    Some(v) => format!("{}: {v}", n.label),
+                    None => n.label.clone(),
+                };
+                out.push((depth, *row, text, parent));
+                if n.children.is_empty() {
+                    *row += 1;
+                }
+                for c in &n.children {
+                    walk(c, depth + 1, row, out, Some(me));
+                }
+            }
+            walk(&t.root, 0, &mut row, &mut nodes, None);
+            let pos =
+                |d: usize, r: usize| -> V3 { [d as f32 * 3.0, -(r as f32) * p.bar_height, 0.0] };
+            for (d, r, text, parent) in &nodes {
+                let at = pos(*d, *r);
+                push(
+                    Shape::Cuboid {
+                        center: at,
+                        size: [0.3, 0.3, 0.3],
+                        color: Role::Token.color(),
+                        dim: false,
+                    },
+                    info(vec![text.clone()]),
+                );
+                push(label([at[0] + 0.3, at[1] + 0.15, 0.0], text, p.label), None);
+                if let Some(pi) = parent {
+                    let (pd, pr, ..) = &nodes[*pi];
+                    push(
+                        Shape::Line {
+                            from: pos(*pd, *pr),
+                            to: at,
+                            color: GREY,
+                            width: 0.03,
+                        },
+                        None,
+                    );
+                }
+            }
+            let depth = nodes.iter().map(|n| n.0).max().unwrap_or(0);
+            (
+                (depth as f32 + 1.0) * 3.0 + 2.0,
+                row.max(1) as f32 * p.bar_height,
+            )
+        }
+        Primitive::Graph(g) => {
+            let mut per_layer: std::collections::BTreeMap<usize, usize> = Default::default();
+            let mut at = std::collections::HashMap::new();
+            for nd in &g.nodes {
+                let k = per_layer.entry(nd.layer).or_default();
+                let c = [nd.layer as f32 * 4.0 + 0.5, -(*k as f32 + 0.5) * 1.2, 0.0];
+                *k += 1;
+                at.insert(nd.id.as_str(), c);
+                push(
+                    Shape::Cuboid {
+                        center: c,
+                        size: [1.0, 0.7, 0.3],
+                        color: nd.role.color(),
+                        dim: false,
+                    },
+                    info(vec![nd.label.clone()]),
+                );
+                push(
+                    label([c[0] - 0.5, c[1] + 0.55, 0.2], &nd.label, p.label),
+                    None,
+                );
+            }
+            for e in &g.edges {
+                if let (Some(a), Some(b)) = (at.get(e.from.as_str()), at.get(e.to.as_str())) {
+                    push(
+                        Shape::Line {
+                            from: *a,
+                            to: *b,
+                            color: GREY,
+                            width: 0.04,
+                        },
+                        None,
+                    );
+                }
+            }
+            let layers = per_layer.keys().max().map_or(1, |m| m + 1);
+            let tall = per_layer.values().max().copied().unwrap_or(1);
+            (layers as f32 * 4.0, tall as f32 * 1.2)
+        }
+        Primitive::Plot(pl) => {
+            let (w, h) = (p.plot_width, p.plot_height);
+            let tf = |v: f64, log: bool| if log { v.max(1e-300).log10() } else { v };
+            let pts = || pl.series.iter().flat_map(|s| s.points.iter());
+            let xs: Vec<f64> = pts()
+                .map(|q| tf(q.0, pl.x_log))
+                .filter(|v| v.is_finite())
+                .collect();
+            let ys: Vec<f64> = pts()
+                .map(|q| tf(q.1, pl.y_log))
+                .filter(|v| v.is_finite())
+                .collect();
+            let rng = |v: &[f64]| {
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if lo.is_finite() && hi > lo {
+                    (lo, hi)
+                } else {
+                    (0.0, 1.0)
+                }
+            };
+            let ((x0, x1), (y0, y1)) = (rng(&xs), rng(&ys));
+            let map = |q: &(f64, f64)| -> V3 {
+                [
+                    ((tf(q.0, pl.x_log) - x0) / (x1 - x0)) as f32 * w,
+                    -h + ((tf(q.1, pl.y_log) - y0) / (y1 - y0)) as f32 * h,
+                    0.0,
+                ]
+            };
+            push(
+                Shape::Line {
+                    from: [0.0, -h, 0.0],
+                    to: [w, -h, 0.0],
+                    color: GREY,
+                    width: 0.03,
+                },
+                None,
+            );
+            push(
+                Shape::Line {
+                    from: [0.0, -h, 0.0],
+                    to: [0.0, 0.0, 0.0],
+                    color: GREY,
+                    width: 0.03,
+                },
+                None,
+            );
+            let axis = |s: &str, log: bool| {
+                if log {
+                    format!("{s} (log)")
+                } else {
+                    s.to_string()
+                }
+            };
+            push(
+                label(
+                    [w * 0.4, -h - 0.4, 0.0],
+                    &axis(&pl.x_label, pl.x_log),
+                    p.label,
+                ),
+                None,
+            );
+            push(
+                label([-0.2, 0.5, 0.0], &axis(&pl.y_label, pl.y_log), p.label),
+                None,
+            );
+            for (si, s) in pl.series.iter().enumerate() {
+                let color = s.role.color();
+                let good: Vec<&(f64, f64)> = s
+                    .points
+                    .iter()
+                    .filter(|q| tf(q.0, pl.x_log).is_finite() && tf(q.1, pl.y_log).is_finite())
+                    .collect();
+                if s.line {
+                    for win in good.windows(2) {
+                        push(
+                            Shape::Line {
+                                from: map(win[0]),
+                                to: map(win[1]),
+                                color,
+                                width: 0.05,
+                            },
+                            None,
+                        );
+                    }
+                } else {
+                    for q in &good {
+                        push(
+                            Shape::Cuboid {
+                                center: map(q),
+                                size: [0.12; 3],
+                                color,
+                                dim: false,
+                            },
+                            info(vec![
+                                s.name.clone(),
+                                format!("({}, {})", num(q.0), num(q.1)),
+                            ]),
+                        );
+                    }
+                }
+                push(
+                    label(
+                        [w + 0.3, -(si as f32) * 1.2 * p.label, 0.0],
+                        &s.name,
+                        p.label,
+                    ),
+                    None,
+                );
+                push(
+                    Shape::Cuboid {
+                        center: [w + 0.15, -(si as f32) * 1.2 * p.label - 0.2 * p.label, 0.0],
+                        size: [0.2, 0.2, 0.05],
+                        color,
+                        dim: false,
+                    },
+                    None,
+                );
+            }
+            let legend = pl
+                .series
+                .iter()
+                .map(|s| s.name.chars().count())
+                .max()
+                .unwrap_or(0) as f32
+                * 0.3
+                * p.label;
+            (w + 0.5 + legend, h + 0.6)
+        }
+        Primitive::Table(t) => {
+            let n = t.columns.len().max(1);
+            let width = |c: usize| {
+                let chars = std::iter::once(&t.columns)
+                    .chain(&t.rows)
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(1)
+                    .min(48);
+                chars as f32 * 0.3 * p.label + 0.4
+            };
+            let ws: Vec<f32> = (0..n).map(width).collect();
+            let total: f32 = ws.iter().sum();
+            let rh = 1.4 * p.label;
+            let mut x = 0.0;
+            for (c, w) in ws.iter().enumerate() {
+                if let Some(h) = t.columns.get(c) {
+                    push(
+                        Shape::Label {
+                            at: [x, -0.2 * rh, 0.05],
+                            text: h.clone(),
+                            color: Role::Highlight.color(),
+                            height: p.label,
+                            right: false,
+                        },
+                        None,
+                    );
+                }
+                for (r, row) in t.rows.iter().enumerate() {
+                    if let Some(cell) = row.get(c) {
+                        let text: String = cell.chars().take(48).collect();
+                        push(
+                            label([x, -(r as f32 + 1.2) * rh, 0.05], &text, p.label),
+                            None,
+                        );
+                    }
+                }
+                x += w;
+            }
+            let h = (t.rows.len() + 1) as f32 * rh;
+            // A backing panel so the text reads as one table.
+            push(
+                Shape::Cuboid {
+                    center: [total / 2.0, -h / 2.0, -0.05],
+                    size: [total, h, 0.05],
+                    color: Rgb(0x30, 0x30, 0x38),
+                    dim: false,
+                },
+                info(vec![format!("{} rows × {} columns", t.rows.len(), n)]),
+            );
+            (total, h)
+        }
+        Primitive::Text(t) => {
+            let color = match t.style {
+                TextStyle::Plain => Rgb(0xdd, 0xdd, 0xdd),
+                TextStyle::Callout => Role::Highlight.color(),
+                TextStyle::Warning => Role::WhatIf.color(),
+            };
+            let lines = wrap(&t.body, p.text_columns);
+            for (k, l) in lines.iter().enumerate() {
+                push(
+                    Shape::Label {
+                        at: [0.0, -(k as f32) * 1.4 * p.label, 0.0],
+                        text: l.clone(),
+                        color,
+                        height: p.label,
+                        right: false,
+                    },
+                    None,
+                );
+            }
+            (
+                p.text_columns as f32 * 0.3 * p.label,
+                lines.len().max(1) as f32 * 1.4 * p.label,
+            )
+        }
+        Primitive::Blocks(_) => unreachable!("blocks keep their own layout"),
+    }
+}
+
+/// Greedy word wrap at `cols` characters.
+fn wrap(s: &str, cols: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for para in s.lines() {
+        let mut line = String::new();
+        for w in para.split_whitespace() {
+            if !line.is_empty() && line.chars().count() + 1 + w.chars().count() > cols {
+                out.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(w);
+        }
+        out.push(line);
+    }
+    out
+}

@@ -483,3 +483,139 @@ fn attention_scene_snapshot() {
     round(&mut v);
     insta::assert_json_snapshot!(v);
 }
+
+fn blocks<'a>(scene: &'a Scene, id: &str) -> &'a lav_scene::Blocks {
+    match &scene
+        .item(id)
+        .unwrap_or_else(|| panic!("no item {id}"))
+        .primitive
+    {
+        Primitive::Blocks(b) => b,
+        p => panic!("{id} is not blocks: {p:?}"),
+    }
+}
+
+#[test]
+fn forward_pass_paints_the_real_activations_and_the_real_next_token() {
+    use lav_model::{Capture, Logits};
+    let prompt = "The capital of France is";
+    let m = lav_tests::model();
+    let tokens = lav_tests::tokenizer().encode(prompt).unwrap();
+    let n = tokens.len();
+    // An independent pass with capture: the reference for every painted block.
+    let mut cap = Capture::new();
+    let logits = m
+        .forward(&tokens, &mut m.new_cache(), Logits::Last, Some(&mut cap))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let flat = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut s = session("forward-pass");
+    let set = [format!("prompt={prompt}"), "layer=7".to_string()];
+    let set: Vec<&str> = set.iter().map(String::as_str).collect();
+
+    // Every step lays out the same architecture: 2 + 30 × 33 + 3 blocks.
+    let overview = scene_at(&mut s, "overview", &set);
+    assert_eq!(blocks(&overview, "arch").blocks.len(), 995);
+    assert!(blocks(&overview, "arch").blocks.iter().all(|b| !b.active));
+
+    let embed = scene_at(&mut s, "embed", &set);
+    let e = blocks(&embed, "arch").block("embed").unwrap();
+    assert_eq!(
+        e.values.as_ref().unwrap().values,
+        flat(cap.embeddings.as_ref().unwrap())
+    );
+    assert_eq!(e.shape, vec![n, 576]);
+
+    let qkv = scene_at(&mut s, "qkv", &set);
+    let b = blocks(&qkv, "arch");
+    // Key head 2 of layer 7 is the last third of the captured (kv_heads, n, 64) keys.
+    let k = flat(&cap.layers[7].k);
+    assert_eq!(
+        b.block("L7.k.2").unwrap().values.as_ref().unwrap().values,
+        k[2 * n * 64..].to_vec()
+    );
+    assert_eq!(b.blocks.iter().filter(|x| x.active).count(), 9 + 3 + 3);
+
+    let att = scene_at(&mut s, "attention", &set);
+    for h in 0..9 {
+        let hm = blocks(&att, "arch")
+            .block(&format!("L7.attn.{h}"))
+            .unwrap()
+            .values
+            .clone()
+            .unwrap();
+        for r in 0..n {
+            let row: f64 = (0..n).map(|c| hm.get(r, c) as f64).sum();
+            assert!((row - 1.0).abs() < 1e-5, "head {h} row {r} sums to {row}");
+            assert!(
+                (r + 1..n).all(|c| hm.get(r, c) == 0.0),
+                "head {h} sees the future"
+            );
+        }
+    }
+
+    let mlp = scene_at(&mut s, "mlp", &set);
+    let act = blocks(&mlp, "arch").block("L7.act").unwrap();
+    assert_eq!(
+        act.values.as_ref().unwrap().values,
+        flat(&cap.layers[7].act)
+    );
+
+    let layers = scene_at(&mut s, "layers", &set);
+    let painted = blocks(&layers, "arch")
+        .blocks
+        .iter()
+        .filter(|b| b.values.is_some())
+        .count();
+    assert_eq!(painted, 30);
+
+    // The bars are the softmax of the real last-position logits, best first.
+    let next = scene_at(&mut s, "next-token", &set);
+    let bars = match &next.item("next").unwrap().primitive {
+        Primitive::Bars(b) => b.bars.clone(),
+        p => panic!("{p:?}"),
+    };
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let z: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    let best = (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap();
+    assert!(
+        bars[0].label.ends_with(&format!("({best})")),
+        "{}",
+        bars[0].label
+    );
+    assert!(
+        (bars[0].value - 100.0 / z).abs() < 1e-6,
+        "{} vs {}",
+        bars[0].value,
+        100.0 / z
+    );
+    assert!(bars.windows(2).all(|w| w[0].value >= w[1].value));
+    assert_eq!(
+        lav_tests::tokenizer().decode(&[best as u32]).unwrap(),
+        " Paris",
+        "SmolLM2 knows this one"
+    );
+}
+
+#[test]
+fn attention_and_transformer_block_reuse_the_forward_pass_blocks() {
+    let mut s = session("attention");
+    let sc = scene_at(&mut s, "mask", &["prompt=Hello world!", "layer=2"]);
+    let b = blocks(&sc, "layer");
+    assert!(b.block("L2.attn.8").unwrap().values.is_some());
+    assert!(b.block("L2.q.0").is_some_and(|q| !q.active));
+    let mut t = session("transformer-block");
+    let sc = scene_at(&mut t, "stages", &["layer=4", "stage=9"]);
+    let active: Vec<&str> = blocks(&sc, "layer")
+        .blocks
+        .iter()
+        .filter(|x| x.active)
+        .map(|x| x.id.as_str())
+        .collect();
+    assert_eq!(active, ["L4.gate"]);
+}

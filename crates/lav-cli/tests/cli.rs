@@ -350,8 +350,10 @@ fn a_stale_partial_file_is_replaced_by_a_verified_fetch() {
 fn labs_lists_the_curriculum_with_status() {
     let v = json_of(&["labs", "--json"]);
     let tracks = v["tracks"].as_array().unwrap();
-    assert_eq!(tracks.len(), 6);
+    assert_eq!(tracks.len(), 7);
     assert_eq!(tracks[0]["labs"][0]["id"], "tokenization");
+    assert_eq!(tracks[6]["labs"][0]["id"], "forward-pass");
+    assert_eq!(tracks[6]["labs"][0]["status"], "available");
     assert_eq!(tracks[0]["labs"][0]["status"], "available");
     let text = stdout_of(&["labs"]);
     assert!(
@@ -407,6 +409,44 @@ fn lab_errors_list_the_valid_choices() {
     fails_with(
         lav().args(["lab", "tokenization", "--set", "nope=1"]),
         &["unknown control `nope`", "merge"],
+    );
+}
+
+#[test]
+fn the_3d_app_explains_what_it_needs_in_one_line() {
+    // No display: a screenshot says how to get one.
+    fails_with(
+        lav()
+            .args(["lab", "attention", "--screenshot", "/tmp/never.png"])
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY"),
+        &["no display", "--tui", "xvfb-run"],
+    );
+    fails_with(
+        lav().args([
+            "lab",
+            "attention",
+            "--size",
+            "12x9000",
+            "--screenshot",
+            "x.png",
+        ]),
+        &["--size 12x9000", "64 to 8192"],
+    );
+    // Piped without a display, `lav lab` prints the step as text rather than failing.
+    let out = lav()
+        .args(["lab", "forward-pass", "--step", "next-token"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("The next token") && text.contains("blocks ("),
+        "{text}"
     );
 }
 

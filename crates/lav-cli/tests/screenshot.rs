@@ -102,6 +102,28 @@ fn attention_steps_render_under_xvfb() {
         );
         images.push(img);
     }
+    // A display but no GPU adapter of any backend: one line, no panic.
+    let out = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 640x480x24"])
+        .arg(env!("CARGO_BIN_EXE_lav"))
+        .args(["lab", "attention", "--screenshot"])
+        .arg(dir.path().join("none.png"))
+        .env("WGPU_BACKEND", "dx12")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("run xvfb-run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("--tui") && lines[0].contains("mesa"),
+        "{err}"
+    );
     let differ = images[0]
         .rgb
         .iter()

@@ -240,8 +240,15 @@ pub fn bench_frames(
         );
     } else {
         println!(
-            "{lab} / {step_id}: {} frames at 1280x720, {} entities\n  scene  {:.2} ms mean, {:.2} ms p95\n  empty  {:.2} ms mean (same window, nothing drawn)\n  ratio  {:.2}",
-            b.frames, b.entities, b.scene_ms_mean, b.scene_ms_p95, b.empty_ms_mean, b.ratio
+            "{lab} / {step_id}: {} frames at 1280x720 on {} (MSAA {}), {} entities\n  scene  {:.2} ms mean, {:.2} ms p95\n  empty  {:.2} ms mean (same window, nothing drawn)\n  ratio  {:.2}",
+            b.frames,
+            b.adapter,
+            if b.msaa { "4×" } else { "off" },
+            b.entities,
+            b.scene_ms_mean,
+            b.scene_ms_p95,
+            b.empty_ms_mean,
+            b.ratio
         );
     }
     Ok(())

@@ -61,6 +61,9 @@ pub struct FrameBench {
     pub empty_ms_mean: f64,
     pub ratio: f64,
     pub entities: usize,
+    /// The GPU adapter, as wgpu names it (lavapipe under Xvfb).
+    pub adapter: String,
+    pub msaa: bool,
 }
 
 #[derive(Resource)]
@@ -226,7 +229,16 @@ pub fn run(session: Session, opts: Options) -> Outcome {
         .add_systems(Startup, setup)
         .add_systems(
             Update,
-            (rebuild, keys, orbit_input, animate_camera, hover, job).chain(),
+            (
+                software_msaa,
+                rebuild,
+                keys,
+                orbit_input,
+                animate_camera,
+                hover,
+                job,
+            )
+                .chain(),
         )
         .add_systems(EguiPrimaryContextPass, panel);
     app.run();
@@ -279,6 +291,23 @@ fn setup(
         unit_cube: meshes.add(Cuboid::new(1.0, 1.0, 1.0)),
         quad: meshes.add(quad_mesh()),
     });
+}
+
+/// On a software rasterizer (lavapipe, llvmpipe) 4× MSAA costs more than the whole
+/// rest of a frame; edges stay sharp enough without it.
+fn software_msaa(
+    info: Option<Res<bevy::render::renderer::RenderAdapterInfo>>,
+    mut cams: Query<&mut Msaa, With<MainCamera>>,
+) {
+    let Some(info) = info else { return };
+    // Bevy does not re-export wgpu's DeviceType; its Debug name is stable.
+    if format!("{:?}", info.device_type) == "Cpu" {
+        for mut m in &mut cams {
+            if *m != Msaa::Off {
+                *m = Msaa::Off;
+            }
+        }
+    }
 }
 
 /// A unit quad facing +z with texture row 0 at the top (+y).
@@ -899,11 +928,14 @@ fn job(
     mut commands: Commands,
     mut job: ResMut<Job>,
     mut lab: ResMut<Lab>,
-    time: Res<Time>,
+    // Wall-clock frame times: the virtual clock clamps a frame at 250 ms.
+    time: Res<Time<Real>>,
     drawn: Query<Entity, With<Drawn>>,
     mut labels: ResMut<Labels>,
     mut exit: MessageWriter<AppExit>,
     cam: Query<(&Camera, &GlobalTransform), With<MainCamera>>,
+    adapter: Option<Res<bevy::render::renderer::RenderAdapterInfo>>,
+    msaa: Query<&Msaa, With<MainCamera>>,
 ) {
     if matches!(job.mode, Mode::Interactive) || job.state == JobState::Done {
         return;
@@ -990,6 +1022,8 @@ fn job(
                     let entities = drawn.iter().count();
                     job.outcome.lock().expect("outcome").bench = Some(FrameBench {
                         entities,
+                        adapter: adapter.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+                        msaa: msaa.iter().any(|m| *m != Msaa::Off),
                         ..Default::default()
                     });
                     for e in &drawn {

@@ -242,8 +242,7 @@ pub fn run(session: Session, opts: Options) -> Outcome {
         )
         .add_systems(EguiPrimaryContextPass, panel);
     app.run();
-    let out = outcome.lock().expect("outcome").clone();
-    out
+    outcome.lock().expect("outcome").clone()
 }
 
 fn setup(
@@ -788,19 +787,29 @@ fn panel(
                         }
                         (ControlKind::Text { max_chars }, Value::Text(t)) => {
                             ui.label(c.label);
-                            let mut x = t.clone();
-                            let r = ui.add(egui::TextEdit::singleline(&mut x).char_limit(*max_chars));
-                            // New text reruns the model: apply on Enter or leaving the field.
-                            if r.lost_focus() && x != *t {
-                                next = Some(Value::Text(x));
+                            // The draft lives in egui's memory while the learner types;
+                            // new text reruns the model, so it applies on Enter or when
+                            // the field loses focus.
+                            let id = egui::Id::new(("lav-text", c.key));
+                            let mut x = ui
+                                .memory(|m| m.data.get_temp::<String>(id))
+                                .unwrap_or_else(|| t.clone());
+                            let r = ui.add(
+                                egui::TextEdit::singleline(&mut x)
+                                    .id(id)
+                                    .char_limit(*max_chars),
+                            );
+                            if r.lost_focus() {
+                                ui.memory_mut(|m| m.data.remove::<String>(id));
+                                if x != *t {
+                                    next = Some(Value::Text(x));
+                                }
                             } else if r.changed() {
-                                ui.memory_mut(|m| m.data.insert_temp(r.id, x));
+                                ui.memory_mut(|m| m.data.insert_temp(id, x));
                             }
                         }
-                        (ControlKind::Button { cycle }, Value::Num(v)) => {
-                            if ui.button(c.label).clicked() {
-                                next = Some(Value::Num(((*v as u32 + 1) % (*cycle).max(1)) as f64));
-                            }
+                        (ControlKind::Button { cycle }, Value::Num(v)) if ui.button(c.label).clicked() => {
+                            next = Some(Value::Num(((*v as u32 + 1) % (*cycle).max(1)) as f64));
                         }
                         _ => {}
                     }
@@ -924,6 +933,7 @@ fn drawable<'a>(ctx: &egui::Context, font: &egui::FontId, s: &'a str) -> std::bo
 }
 
 /// Screenshot and benchmark runs: let pipelines settle, then act, then exit.
+#[allow(clippy::too_many_arguments)] // a Bevy system: its parameters are its data access
 fn job(
     mut commands: Commands,
     mut job: ResMut<Job>,

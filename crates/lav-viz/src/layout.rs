@@ -525,7 +525,6 @@ fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32)
                 .min(p.max_cell);
             let (w, hh) = (cell * cols as f32, cell * rows as f32);
             let from = format!("{} × {}", h.row_axis, h.col_axis);
-            drop(push);
             out.heatmaps.push(HeatRef {
                 heatmap: h.clone(),
                 title: item.title.clone(),

@@ -105,6 +105,8 @@ enum JobState {
 struct Orbit {
     pose: Option<Pose>,
     anim: Option<(Pose, Pose, f32)>,
+    /// The pose the current step and focus call for.
+    rail: Option<Pose>,
 }
 
 #[derive(Resource, Default)]
@@ -500,15 +502,19 @@ fn rebuild(
         }
     }
     lab.built = true;
-    // A new step puts the camera back on its rails; a control change keeps the view.
-    if lab.step_changed || orbit.pose.is_none() {
+    // A new step puts the camera back on its rails. A control change keeps the
+    // learner's view unless it moves the step's focus (the layer slider moves the
+    // forward-pass camera to that layer's floor).
+    let aspect = camera
+        .single()
+        .ok()
+        .and_then(|c| c.logical_viewport_size())
+        .map_or(16.0 / 9.0, |s| s.x / s.y.max(1.0));
+    let to = lab.plan.pose(step, &values, &lab.layout, aspect, FOV);
+    let moved = orbit.rail != Some(to);
+    if lab.step_changed || orbit.pose.is_none() || moved {
         lab.step_changed = false;
-        let aspect = camera
-            .single()
-            .ok()
-            .and_then(|c| c.logical_viewport_size())
-            .map_or(16.0 / 9.0, |s| s.x / s.y.max(1.0));
-        let to = lab.plan.pose(step, &values, &lab.layout, aspect, FOV);
+        orbit.rail = Some(to);
         match (orbit.pose, &job.mode) {
             (Some(from), Mode::Interactive) => orbit.anim = Some((from, to, time.elapsed_secs())),
             _ => {

@@ -499,6 +499,7 @@ impl Lab for ForwardPass {
         let mut extra: Vec<Item> = Vec::new();
         let l = |s: &str| format!("L{layer}.{s}");
         let mut where_ = format!("layer {layer}");
+        let mut saturation: Option<String> = None;
         match step {
             "overview" => {
                 where_ = "the whole model".into();
@@ -598,8 +599,24 @@ impl Lab for ForwardPass {
                     .iter()
                     .map(|c| values(&c.resid_out))
                     .collect::<Result<_>>()?;
-                let all: Vec<f32> = outs.iter().flatten().copied().collect();
-                let scale = signed(&all);
+                // A few channels grow huge (hundreds) while most stay near zero; a
+                // scale fitted to the extremes would paint nearly every cell white. The
+                // colours saturate at the 99th percentile of |x| instead (hover still
+                // reads the true value), and the title says so.
+                let mut mags: Vec<f32> = outs.iter().flatten().map(|v| v.abs()).collect();
+                mags.sort_by(f32::total_cmp);
+                let p99 = mags[(mags.len() * 99 / 100).min(mags.len() - 1)].max(1e-6) as f64;
+                let max = mags.last().copied().unwrap_or(0.0);
+                let scale = ColorScale::Diverging {
+                    min: -p99,
+                    center: 0.0,
+                    max: p99,
+                };
+                saturation = Some(format!(
+                    "; colours saturate at |x| = {} (99th percentile; the largest is {})",
+                    text::num(p99),
+                    text::num(max as f64)
+                ));
                 for (i, x) in outs.into_iter().enumerate() {
                     paint(
                         &mut arch,
@@ -647,7 +664,10 @@ impl Lab for ForwardPass {
             ))
             .with(Item::new(
                 "arch",
-                format!("SmolLM2's forward pass, {n} tokens"),
+                format!(
+                    "SmolLM2's forward pass, {n} tokens{}",
+                    saturation.unwrap_or_default()
+                ),
                 prov,
                 Primitive::Blocks(arch),
             ));

@@ -830,8 +830,9 @@ fn panel(
                 if !hover.pinned.is_empty() {
                     ui.separator();
                     ui.label(egui::RichText::new("Selected").strong());
+                    let font = egui::FontId::proportional(14.0);
                     for l in &hover.pinned {
-                        ui.label(l);
+                        ui.label(drawable(ui.ctx(), &font, l).as_ref());
                     }
                 }
                 ui.separator();
@@ -906,11 +907,13 @@ fn panel(
             egui::PopupAnchor::Pointer,
         )
         .show(|ui| {
+            let font = egui::FontId::proportional(14.0);
             for (i, l) in hover.lines.iter().enumerate() {
+                let l = drawable(&ctx, &font, l);
                 if i == 0 {
-                    ui.strong(l);
+                    ui.strong(l.as_ref());
                 } else {
-                    ui.label(l);
+                    ui.label(l.as_ref());
                 }
             }
         });

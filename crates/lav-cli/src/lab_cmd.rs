@@ -128,15 +128,26 @@ pub fn labs(json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
+/// Opens lab `id` with models from the command line's resolution, at `step` if given.
+fn open_at(
+    g: &Global,
+    format: WeightFormat,
+    id: &str,
+    step: Option<&str>,
+) -> Result<lav_labs::Session> {
     let ctx = Context {
         dir: lav_labs::labs_dir()?,
         loader: Arc::new(CliLoader::new(g, format)),
     };
-    let mut session = lav_labs::open_session(&a.id, &ctx)?;
-    if let Some(s) = &a.step {
+    let mut session = lav_labs::open_session(id, &ctx)?;
+    if let Some(s) = step {
         session.go_to(s)?;
     }
+    Ok(session)
+}
+
+pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
+    let mut session = open_at(g, format, &a.id, a.step.as_deref())?;
     for s in &a.set {
         session.set_raw(s)?;
     }
@@ -220,14 +231,7 @@ pub fn bench_frames(
     frames: u32,
     json: bool,
 ) -> Result<()> {
-    let ctx = Context {
-        dir: lav_labs::labs_dir()?,
-        loader: Arc::new(CliLoader::new(g, format)),
-    };
-    let mut session = lav_labs::open_session(lab, &ctx)?;
-    if let Some(s) = step {
-        session.go_to(s)?;
-    }
+    let session = open_at(g, format, lab, step)?;
     let step_id = session.step().id.to_string();
     let b = lav_viz::open(session, lav_viz::Mode::Bench { frames }, (1280, 720))?
         .ok_or_else(|| anyhow::anyhow!("the frame benchmark ended before it finished"))?;

@@ -182,10 +182,16 @@ impl ColorScale {
     }
 }
 
-fn finite_range(v: &[f32]) -> Option<(f64, f64)> {
+/// The smallest and largest finite value, if any.
+pub fn value_range(v: &[f32]) -> Option<(f64, f64)> {
     let mut it = v.iter().filter(|x| x.is_finite()).map(|&x| x as f64);
     let first = it.next()?;
-    let (lo, hi) = it.fold((first, first), |(a, b), x| (a.min(x), b.max(x)));
+    Some(it.fold((first, first), |(a, b), x| (a.min(x), b.max(x))))
+}
+
+/// [`value_range`], widened to a unit span when every value is the same.
+fn finite_range(v: &[f32]) -> Option<(f64, f64)> {
+    let (lo, hi) = value_range(v)?;
     Some(if lo == hi { (lo, lo + 1.0) } else { (lo, hi) })
 }
 

@@ -183,14 +183,19 @@ pub struct TensorBlock {
 impl TensorBlock {
     /// Its shape in words, e.g. `49152 token id × 576 channel`.
     pub fn describe(&self) -> String {
-        let dims: Vec<String> = self
-            .shape
-            .iter()
-            .zip(&self.axes)
-            .map(|(n, a)| format!("{n} {a}"))
-            .collect();
-        dims.join(" × ")
+        describe_shape(&self.shape, &self.axes)
     }
+}
+
+/// A tensor shape in words: `[49152, 576]` with axes `token id`, `channel` →
+/// `49152 token id × 576 channel`.
+pub fn describe_shape(shape: &[usize], axes: &[String]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .zip(axes)
+        .map(|(n, a)| format!("{n} {a}"))
+        .collect();
+    dims.join(" × ")
 }
 
 /// Labelled points in 2-D or 3-D.
@@ -365,6 +370,21 @@ pub struct Block {
     pub active: bool,
 }
 
+impl Block {
+    /// Its tensor's shape in words.
+    pub fn describe(&self) -> String {
+        describe_shape(&self.shape, &self.axes)
+    }
+
+    /// Its `(min, max)` corners.
+    pub fn corners(&self) -> ([f32; 3], [f32; 3]) {
+        (
+            std::array::from_fn(|i| self.center[i] - self.size[i] / 2.0),
+            std::array::from_fn(|i| self.center[i] + self.size[i] / 2.0),
+        )
+    }
+}
+
 impl Blocks {
     /// The block with this id.
     pub fn block(&self, id: &str) -> Option<&Block> {
@@ -379,19 +399,17 @@ impl Blocks {
 
 /// The smallest box holding `blocks`: `(min, max)` corners.
 pub fn bounds_of<'a>(blocks: impl Iterator<Item = &'a Block>) -> Option<([f32; 3], [f32; 3])> {
-    let mut out: Option<([f32; 3], [f32; 3])> = None;
-    for b in blocks {
-        let lo: [f32; 3] = std::array::from_fn(|i| b.center[i] - b.size[i] / 2.0);
-        let hi: [f32; 3] = std::array::from_fn(|i| b.center[i] + b.size[i] / 2.0);
-        out = Some(match out {
-            None => (lo, hi),
-            Some((a, c)) => (
-                std::array::from_fn(|i| a[i].min(lo[i])),
-                std::array::from_fn(|i| c[i].max(hi[i])),
-            ),
-        });
-    }
-    out
+    union(blocks.map(Block::corners))
+}
+
+/// The smallest box holding every `(min, max)` box, if any.
+pub fn union(boxes: impl Iterator<Item = ([f32; 3], [f32; 3])>) -> Option<([f32; 3], [f32; 3])> {
+    boxes.reduce(|(a, b), (c, d)| {
+        (
+            std::array::from_fn(|i| a[i].min(c[i])),
+            std::array::from_fn(|i| b[i].max(d[i])),
+        )
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! The plain-text rendering of a scene, for pipes and screen readers: every number
 //! in words and digits, no colour, no box drawing beyond ASCII.
 
+use crate::palette::value_range;
 use crate::primitive::*;
 use std::fmt::Write;
 
@@ -49,13 +50,6 @@ pub fn group_digits(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// The smallest and largest finite value, if any.
-pub fn value_range(v: &[f32]) -> Option<(f64, f64)> {
-    let mut it = v.iter().filter(|x| x.is_finite()).map(|&x| x as f64);
-    let first = it.next()?;
-    Some(it.fold((first, first), |(a, b), x| (a.min(x), b.max(x))))
 }
 
 fn render_item(out: &mut String, p: &Primitive) {
@@ -198,12 +192,6 @@ fn render_item(out: &mut String, p: &Primitive) {
                 active.len()
             );
             for x in active {
-                let dims: Vec<String> = x
-                    .shape
-                    .iter()
-                    .zip(&x.axes)
-                    .map(|(n, a)| format!("{n} {a}"))
-                    .collect();
                 let range = match &x.values {
                     Some(h) => match value_range(&h.values) {
                         Some((lo, hi)) => format!("\tvalues {} to {}", num(lo), num(hi)),
@@ -211,7 +199,7 @@ fn render_item(out: &mut String, p: &Primitive) {
                     },
                     None => String::new(),
                 };
-                let _ = writeln!(out, "{}\t{}\t{}{range}", x.id, x.label, dims.join(" × "));
+                let _ = writeln!(out, "{}\t{}\t{}{range}", x.id, x.label, x.describe());
             }
         }
         Primitive::Text(t) => {

@@ -586,16 +586,10 @@ fn blocks(f: &mut Frame, area: Rect, b: &Blocks) {
         .add_modifier(Modifier::DIM),
     ];
     for x in &active {
-        let dims: Vec<String> = x
-            .shape
-            .iter()
-            .zip(&x.axes)
-            .map(|(n, a)| format!("{n} {a}"))
-            .collect();
         lines.push(Line::from(vec![
             Span::styled("■ ", Style::new().fg(color(x.role.color()))),
             Span::raw(format!("{}  ", x.label)),
-            Span::styled(dims.join(" × "), Style::new().add_modifier(Modifier::DIM)),
+            Span::styled(x.describe(), Style::new().add_modifier(Modifier::DIM)),
         ]));
     }
     let n = lines.len() as u16;

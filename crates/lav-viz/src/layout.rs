@@ -119,7 +119,7 @@ impl Layout {
 
     /// The bounds of everything.
     pub fn bounds(&self) -> Option<(V3, V3)> {
-        union(self.regions.iter().map(|r| (r.min, r.max)))
+        lav_scene::union(self.regions.iter().map(|r| (r.min, r.max)))
     }
 
     /// The hover text of cell `(r, c)` of heatmap `h`.
@@ -145,15 +145,6 @@ impl Layout {
         out.push(hr.provenance.clone());
         out
     }
-}
-
-fn union(it: impl Iterator<Item = (V3, V3)>) -> Option<(V3, V3)> {
-    it.reduce(|(a, b), (c, d)| {
-        (
-            std::array::from_fn(|i| a[i].min(c[i])),
-            std::array::from_fn(|i| b[i].max(d[i])),
-        )
-    })
 }
 
 /// Lays out a whole scene.
@@ -390,13 +381,7 @@ fn blocks(out: &mut Layout, i: usize, item: &Item, b: &Blocks, p: &LayoutParams)
             .collect();
         let mut from_text = from.clone();
         from_text.dedup();
-        let dims: Vec<String> = x
-            .shape
-            .iter()
-            .zip(&x.axes)
-            .map(|(n, a)| format!("{n} {a}"))
-            .collect();
-        let mut info = vec![format!("{} ({})", x.label, x.id), dims.join(" × ")];
+        let mut info = vec![format!("{} ({})", x.label, x.id), x.describe()];
         if !from_text.is_empty() {
             info.push(format!("computed from {}", from_text.join(", ")));
         }
@@ -476,8 +461,7 @@ fn blocks(out: &mut Layout, i: usize, item: &Item, b: &Blocks, p: &LayoutParams)
             max,
         });
         for x in &b.blocks {
-            let lo = std::array::from_fn(|k| x.center[k] - x.size[k] / 2.0);
-            let hi = std::array::from_fn(|k| x.center[k] + x.size[k] / 2.0);
+            let (lo, hi) = x.corners();
             out.regions.push(Region {
                 id: format!("{}/{}", item.id, x.id),
                 min: lo,

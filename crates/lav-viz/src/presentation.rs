@@ -149,7 +149,7 @@ impl CameraPlan {
 
 /// The bounds of every region a focus list names.
 pub fn focus_bounds(focus: &[String], values: &Values, layout: &Layout) -> Option<(V3, V3)> {
-    let mut out: Option<(V3, V3)> = None;
+    let mut hits: Vec<(V3, V3)> = Vec::new();
     for f in focus {
         let f = substitute(f, values);
         // One `*` matches any run of characters.
@@ -164,17 +164,11 @@ pub fn focus_bounds(focus: &[String], values: &Values, layout: &Layout) -> Optio
                     && r.id.ends_with(suffix)
             };
             if hit {
-                out = Some(match out {
-                    None => (r.min, r.max),
-                    Some((a, b)) => (
-                        std::array::from_fn(|i| a[i].min(r.min[i])),
-                        std::array::from_fn(|i| b[i].max(r.max[i])),
-                    ),
-                });
+                hits.push((r.min, r.max));
             }
         }
     }
-    out
+    lav_scene::union(hits.into_iter())
 }
 
 /// `{key}` → the control's current value (numbers without a fraction print as integers).

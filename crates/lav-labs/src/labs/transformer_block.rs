@@ -151,7 +151,9 @@ fn token_row(vals: &[f32], heads: usize, n: usize, t: usize) -> Vec<f32> {
 }
 
 impl Block {
-    fn stage_vectors(&mut self, v: &Values) -> Result<(Vec<Vec<f32>>, String, usize)> {
+    /// Each stage's vector for the selected token, the token's text, its index, and the
+    /// prompt's length in tokens.
+    fn stage_vectors(&mut self, v: &Values) -> Result<(Vec<Vec<f32>>, String, usize, usize)> {
         let model = self.model.clone();
         let cfg = &model.config;
         let layer = v.usize(&self.c.layer);
@@ -181,18 +183,13 @@ impl Block {
             flat(&lc.mlp_out)?,
             flat(&lc.resid_out)?,
         ];
-        Ok((vecs, pass.pieces[t].clone(), t))
+        Ok((vecs, pass.pieces[t].clone(), t, n))
     }
 
     fn stages(&mut self, v: &Values) -> Result<Scene> {
         let layer = v.usize(&self.c.layer);
         let stage = v.usize(&self.c.stage).min(STAGES.len() - 1);
-        let (vecs, piece, t) = self.stage_vectors(v)?;
-        let n = self
-            .pass
-            .get(&self.model, &self.tokenizer, v.text(&self.c.prompt))?
-            .tokens
-            .len();
+        let (vecs, piece, t, n) = self.stage_vectors(v)?;
         // Where the stage sits in the layer, in the forward-pass lab's blocks.
         let arch = super::forward_pass::layer_with_active(
             &self.model.config,

@@ -14,7 +14,8 @@ fn scene_at(s: &mut Session, step: &str, set: &[&str]) -> Scene {
     for a in set {
         s.set_raw(a).unwrap();
     }
-    s.scene().unwrap_or_else(|e| panic!("{step}: {e}"))
+    s.scene_settled(|_| {})
+        .unwrap_or_else(|e| panic!("{step}: {e}"))
 }
 
 fn table<'a>(scene: &'a Scene, id: &str) -> &'a lav_scene::Table {

@@ -433,7 +433,7 @@ fn generate_cmd(g: &Global, format: WeightFormat, a: GenerateArgs) -> Result<()>
         &mut sampler,
         a.max_tokens,
         &mut cache,
-        |id, _| {
+        |id, _, _| {
             if !json {
                 let piece = stream.push(&tok, id);
                 let _ = out.write_all(piece.as_bytes());
@@ -520,7 +520,7 @@ fn chat(
             &mut sampler,
             max_tokens,
             &mut cache,
-            |id, _| {
+            |id, _, _| {
                 let piece = stream.push(&tok, id);
                 let _ = out.write_all(piece.as_bytes());
                 let _ = out.flush();

@@ -23,6 +23,11 @@ pub struct StepSpec {
 pub trait Lab: Send {
     fn steps(&self) -> &[StepSpec];
     fn scene(&mut self, step: &str, values: &Values) -> Result<Scene>;
+    /// Whether the last scene showed work still running in the background: the
+    /// renderer asks for the scene again shortly.
+    fn busy(&self) -> bool {
+        false
+    }
 }
 
 /// Loads the real models for labs that need them. The command line implements it
@@ -143,5 +148,23 @@ impl Session {
     pub fn scene(&mut self) -> Result<Scene> {
         let id = self.lab.steps()[self.step].id;
         self.lab.scene(id, &self.values)
+    }
+
+    /// Whether the last scene was drawn while background work ran (see [`Lab::busy`]).
+    pub fn busy(&self) -> bool {
+        self.lab.busy()
+    }
+
+    /// The scene once background work has finished: for one-shot output (`--json`,
+    /// `--text`) and tests. `on_progress` sees each intermediate scene.
+    pub fn scene_settled(&mut self, mut on_progress: impl FnMut(&Scene)) -> Result<Scene> {
+        loop {
+            let s = self.scene()?;
+            if !self.busy() {
+                return Ok(s);
+            }
+            on_progress(&s);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }

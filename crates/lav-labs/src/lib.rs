@@ -9,12 +9,15 @@
 pub mod bpe;
 pub mod control;
 pub mod error;
+pub mod items;
+pub mod job;
 pub mod lab;
 pub mod labs;
 pub mod lesson;
 pub mod linalg;
 pub mod pass;
 pub mod published;
+pub mod quantize;
 pub mod registry;
 
 pub use control::{Control, ControlKind, Value, Values};

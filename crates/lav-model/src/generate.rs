@@ -30,8 +30,9 @@ impl GenerationStats {
     }
 }
 
-/// Generates up to `max_tokens` after `prompt`. `on_token` sees each token before it
-/// is fed back; returning `false` stops. Stop tokens end generation and are not fed.
+/// Generates up to `max_tokens` after `prompt`. `on_token` sees each token, how it was
+/// sampled and the logits it was sampled from, before it is fed back; returning
+/// `false` stops. Stop tokens end generation and are not fed.
 pub fn generate(
     model: &Llama,
     tok: &Tokenizer,
@@ -39,7 +40,7 @@ pub fn generate(
     sampler: &mut Sampler,
     max_tokens: usize,
     cache: &mut KvCache,
-    mut on_token: impl FnMut(u32, &Sampled) -> bool,
+    mut on_token: impl FnMut(u32, &Sampled, &[f32]) -> bool,
 ) -> Result<GenerationStats> {
     let ctx = model.config.context_length;
     if cache.len() + prompt.len() > ctx {
@@ -63,7 +64,7 @@ pub fn generate(
         }
         generated.push(s.token);
         history.push(s.token);
-        if !on_token(s.token, &s) {
+        if !on_token(s.token, &s, &logits) {
             finish = "caller";
             break;
         }

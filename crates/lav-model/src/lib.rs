@@ -29,7 +29,7 @@ pub use embedder::Embedder;
 pub use error::{ModelError, Result};
 pub use kv_cache::KvCache;
 pub use model::{Llama, LlamaConfig, Logits, NormPlacement, WeightFormat};
-pub use sampler::{Sampled, Sampler, SamplerConfig};
+pub use sampler::{Filtered, Sampled, Sampler, SamplerConfig};
 pub use tokenizer::{ChatMessage, TextStream, Tokenizer, chat_prompt};
 
 /// Sets the number of compute threads (lav's kernels and candle's) once per process.

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SamplerConfig {
     /// 0 means greedy.
     pub temperature: f32,
@@ -101,75 +101,15 @@ impl Sampler {
 
     /// Picks the next token from `logits`, penalising tokens in `history`.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Sampled {
-        let c = &self.config;
-        let mut l = logits.to_vec();
-        if c.repetition_penalty != 1.0 {
-            let mut seen = history.to_vec();
-            seen.sort_unstable();
-            seen.dedup();
-            for &t in &seen {
-                if let Some(v) = l.get_mut(t as usize) {
-                    *v = if *v > 0.0 {
-                        *v / c.repetition_penalty
-                    } else {
-                        *v * c.repetition_penalty
-                    };
-                }
-            }
-        }
-        if c.temperature == 0.0 {
-            let (id, logit) = argmax(&l);
+        let f = filter(&self.config, logits, history);
+        let candidates = f.candidates();
+        if self.config.temperature == 0.0 {
+            // Greedy: no draw, so the RNG stream is the same whatever T was before.
             return Sampled {
-                token: id,
-                candidates: vec![Candidate {
-                    id,
-                    logit,
-                    prob: 1.0,
-                }],
+                token: candidates[0].id,
+                candidates,
             };
         }
-        for v in &mut l {
-            *v /= c.temperature;
-        }
-        let mut order: Vec<u32> = (0..l.len() as u32).collect();
-        order.sort_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]).then(a.cmp(&b)));
-        let max = l[order[0] as usize];
-        let exps: Vec<f32> = order.iter().map(|&i| (l[i as usize] - max).exp()).collect();
-        let total: f32 = exps.iter().sum();
-        let probs: Vec<f32> = exps.iter().map(|e| e / total).collect();
-
-        let mut keep = probs.len();
-        if let Some(k) = c.top_k {
-            keep = keep.min(k);
-        }
-        if c.top_p < 1.0 {
-            let mut cum = 0.0;
-            for (i, p) in probs.iter().take(keep).enumerate() {
-                cum += p;
-                if cum >= c.top_p {
-                    keep = i + 1;
-                    break;
-                }
-            }
-        }
-        if c.min_p > 0.0 {
-            let floor = probs[0] * c.min_p;
-            keep = probs[..keep]
-                .iter()
-                .take_while(|&&p| p >= floor)
-                .count()
-                .max(1);
-        }
-        let kept: f32 = probs[..keep].iter().sum();
-        let candidates: Vec<Candidate> = order[..keep]
-            .iter()
-            .zip(&probs[..keep])
-            .map(|(&id, &p)| Candidate {
-                id,
-                logit: l[id as usize],
-                prob: p / kept,
-            })
-            .collect();
         let u: f32 = self.rng.random();
         let mut cum = 0.0;
         let mut token = candidates[candidates.len() - 1].id;
@@ -182,6 +122,131 @@ impl Sampler {
         }
         Sampled { token, candidates }
     }
+}
+
+/// Every stage of the chain on one logit vector, so a lab can show what each knob
+/// removed. Tokens are listed most likely first; a stage keeps a prefix of that order
+/// (penalty and temperature reorder nothing after they are applied).
+#[derive(Clone, Debug, Serialize)]
+pub struct Filtered {
+    /// Token ids, most likely first after penalty and temperature (ties: lower id).
+    pub order: Vec<u32>,
+    /// Logits after the repetition penalty, by token id.
+    pub penalized: Vec<f32>,
+    /// `softmax(penalized / T)` in `order`; greedy (T = 0) is one-hot on the argmax.
+    pub probs: Vec<f32>,
+    /// How many of `order` survive top-k, then top-p (on the renormalised top-k
+    /// distribution), then min-p. Each is ≤ the one before.
+    pub after_top_k: usize,
+    pub after_top_p: usize,
+    pub after_min_p: usize,
+}
+
+impl Filtered {
+    /// The tokens left at the end, renormalised: the distribution drawn from.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        let keep = self.after_min_p;
+        let kept: f32 = self.probs[..keep].iter().sum();
+        self.order[..keep]
+            .iter()
+            .zip(&self.probs[..keep])
+            .map(|(&id, &p)| Candidate {
+                id,
+                logit: self.penalized[id as usize],
+                prob: p / kept,
+            })
+            .collect()
+    }
+
+    /// Probability of the token at `rank` after the first `keep` survive,
+    /// renormalised over them (0 for a filtered token).
+    pub fn renormalised(&self, rank: usize, keep: usize) -> f32 {
+        if rank >= keep {
+            return 0.0;
+        }
+        self.probs[rank] / self.probs[..keep].iter().sum::<f32>()
+    }
+}
+
+/// The chain without the draw: repetition penalty → temperature → softmax → top-k →
+/// top-p → min-p. Top-p measures its nucleus on the distribution top-k left,
+/// renormalised, as Hugging Face's warpers and llama.cpp's samplers do.
+pub fn filter(c: &SamplerConfig, logits: &[f32], history: &[u32]) -> Filtered {
+    let mut l = logits.to_vec();
+    if c.repetition_penalty != 1.0 {
+        let mut seen = history.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        for &t in &seen {
+            if let Some(v) = l.get_mut(t as usize) {
+                *v = if *v > 0.0 {
+                    *v / c.repetition_penalty
+                } else {
+                    *v * c.repetition_penalty
+                };
+            }
+        }
+    }
+    let mut order: Vec<u32> = (0..l.len() as u32).collect();
+    order.sort_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]).then(a.cmp(&b)));
+    if c.temperature == 0.0 {
+        let mut probs = vec![0.0; l.len()];
+        probs[0] = 1.0;
+        return Filtered {
+            order,
+            penalized: l,
+            probs,
+            after_top_k: 1,
+            after_top_p: 1,
+            after_min_p: 1,
+        };
+    }
+    let max = l[order[0] as usize] / c.temperature;
+    let exps: Vec<f32> = order
+        .iter()
+        .map(|&i| (l[i as usize] / c.temperature - max).exp())
+        .collect();
+    let total: f32 = exps.iter().sum();
+    let probs: Vec<f32> = exps.iter().map(|e| e / total).collect();
+
+    let after_top_k = c.top_k.map_or(probs.len(), |k| k.min(probs.len()));
+    let mut after_top_p = after_top_k;
+    if c.top_p < 1.0 {
+        let mass: f32 = probs[..after_top_k].iter().sum();
+        let mut cum = 0.0;
+        for (i, p) in probs[..after_top_k].iter().enumerate() {
+            cum += p / mass;
+            if cum >= c.top_p {
+                after_top_p = i + 1;
+                break;
+            }
+        }
+    }
+    let mut after_min_p = after_top_p;
+    if c.min_p > 0.0 {
+        let floor = probs[0] * c.min_p;
+        after_min_p = probs[..after_top_p]
+            .iter()
+            .take_while(|&&p| p >= floor)
+            .count()
+            .max(1);
+    }
+    Filtered {
+        order,
+        penalized: l,
+        probs,
+        after_top_k,
+        after_top_p,
+        after_min_p,
+    }
+}
+
+/// Shannon entropy `−Σ p ln p` in nats (divide by ln 2 for bits).
+pub fn entropy(p: &[f32]) -> f64 {
+    p.iter()
+        .filter(|&&x| x > 0.0)
+        .map(|&x| -(x as f64) * (x as f64).ln())
+        .sum()
 }
 
 /// Index and value of the largest logit; the lowest index wins a tie.
@@ -246,6 +311,60 @@ mod tests {
         let r = s.sample(&l, &[]);
         assert_eq!(r.candidates.len(), 2);
         assert!((r.candidates[0].prob - 0.625).abs() < 1e-5);
+    }
+
+    #[test]
+    fn top_k_comes_before_top_p() {
+        // (0.4, 0.3, 0.2, 0.1), k = 2, p = 0.5. Top-k first leaves (0.57, 0.43), whose
+        // nucleus for 0.5 is one token; top-p first would keep two.
+        let l = [0.4f32.ln(), 0.3f32.ln(), 0.2f32.ln(), 0.1f32.ln()];
+        let c = SamplerConfig {
+            top_k: Some(2),
+            top_p: 0.5,
+            ..cfg()
+        };
+        let f = filter(&c, &l, &[]);
+        assert_eq!((f.after_top_k, f.after_top_p), (2, 1));
+    }
+
+    #[test]
+    fn temperature_comes_before_top_p() {
+        // A hotter distribution is flatter, so the same p needs more tokens.
+        let l = [3.0f32, 2.0, 1.0, 0.0, -1.0];
+        let nucleus = |t| {
+            filter(
+                &SamplerConfig {
+                    temperature: t,
+                    top_p: 0.9,
+                    ..cfg()
+                },
+                &l,
+                &[],
+            )
+            .after_top_p
+        };
+        assert_eq!(nucleus(0.5), 2);
+        assert_eq!(nucleus(2.0), 4);
+    }
+
+    #[test]
+    fn low_temperature_is_argmax() {
+        let l = [0.3f32, 2.5, 2.4, -1.0];
+        for seed in 0..50 {
+            let mut s = Sampler::new(SamplerConfig {
+                temperature: 1e-3,
+                seed,
+                ..cfg()
+            })
+            .unwrap();
+            assert_eq!(s.sample(&l, &[]).token, argmax(&l).0);
+        }
+    }
+
+    #[test]
+    fn entropy_of_uniform_is_ln_n() {
+        assert!((entropy(&[0.25; 4]) - 4f64.ln()).abs() < 1e-9);
+        assert_eq!(entropy(&[1.0, 0.0]), 0.0);
     }
 
     #[test]

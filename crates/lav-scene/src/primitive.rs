@@ -86,6 +86,12 @@ impl Provenance {
     pub fn model(m: impl Into<String>) -> Self {
         Provenance::Model { model: m.into() }
     }
+    pub fn engine(e: impl Into<String>) -> Self {
+        Provenance::Engine { engine: e.into() }
+    }
+    pub fn simulated(h: impl Into<String>) -> Self {
+        Provenance::Simulated { hardware: h.into() }
+    }
     pub fn published(c: impl Into<String>) -> Self {
         Provenance::Published { citation: c.into() }
     }
@@ -129,6 +135,7 @@ pub enum Primitive {
     Table(Table),
     Text(Text),
     Blocks(Blocks),
+    Progress(Progress),
 }
 
 /// A row of token chips.
@@ -410,6 +417,27 @@ pub fn union(boxes: impl Iterator<Item = ([f32; 3], [f32; 3])>) -> Option<([f32;
             std::array::from_fn(|i| b[i].max(d[i])),
         )
     })
+}
+
+/// Work under way (re-quantizing a model, timing a decode): the scene is shown while
+/// it runs and recomputed when it ends, so the UI never waits on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// What is being done, e.g. "re-quantizing layer 12 of 30".
+    pub label: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+impl Progress {
+    /// Fraction done, in `[0, 1]`.
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            (self.done as f64 / self.total as f64).clamp(0.0, 1.0)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

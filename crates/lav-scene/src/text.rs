@@ -202,6 +202,19 @@ fn render_item(out: &mut String, p: &Primitive) {
                 let _ = writeln!(out, "{}\t{}\t{}{range}", x.id, x.label, x.describe());
             }
         }
+        Primitive::Progress(x) => {
+            let n = (x.fraction() * 20.0).round() as usize;
+            let _ = writeln!(
+                out,
+                "[{}{}] {:.0}% {} ({} of {})",
+                "#".repeat(n),
+                ".".repeat(20 - n),
+                x.fraction() * 100.0,
+                x.label,
+                x.done,
+                x.total
+            );
+        }
         Primitive::Text(t) => {
             let prefix = match t.style {
                 TextStyle::Plain => "",

@@ -278,6 +278,12 @@ pub fn run(session: Session) -> std::io::Result<()> {
     let result = (|| -> std::io::Result<()> {
         while !app.quit {
             terminal.draw(|f| draw(f, &app))?;
+            // While the lab computes in the background, redraw its progress; otherwise
+            // wait for a key.
+            if app.session.busy() && !event::poll(std::time::Duration::from_millis(150))? {
+                app.refresh();
+                continue;
+            }
             if let Event::Key(k) = event::read()?
                 && k.kind == KeyEventKind::Press
             {

@@ -42,6 +42,7 @@ fn wanted_height(p: &Primitive, width: u16) -> u16 {
         Primitive::Tree(t) => count_nodes(&t.root),
         Primitive::Graph(g) => g.edges.len().max(1) + g.nodes.len() / 4,
         Primitive::Table(t) => t.rows.len() + 1,
+        Primitive::Progress(_) => 1,
         Primitive::Blocks(b) => {
             let active = b.blocks.iter().filter(|x| x.active);
             let heat = active
@@ -133,6 +134,15 @@ fn draw_item(f: &mut Frame, area: Rect, item: &Item) {
         Primitive::BlockGrid(g) => block_grid(f, inner, g),
         Primitive::TensorBlock(t) => tensor_block(f, inner, t),
         Primitive::Blocks(b) => blocks(f, inner, b),
+        Primitive::Progress(x) => {
+            f.render_widget(
+                ratatui::widgets::Gauge::default()
+                    .ratio(x.fraction())
+                    .label(format!("{:.0}% {}", x.fraction() * 100.0, x.label))
+                    .gauge_style(Style::new().fg(color(Role::Highlight.color()))),
+                inner,
+            );
+        }
         other => {
             // Primitives without a dedicated drawing yet use their text rendering.
             let s = lav_scene::render_text(&Scene::new().with(Item::new(

@@ -233,6 +233,7 @@ pub fn run(session: Session, opts: Options) -> Outcome {
             Update,
             (
                 software_msaa,
+                poll_background,
                 rebuild,
                 keys,
                 orbit_input,
@@ -941,6 +942,19 @@ fn drawable<'a>(ctx: &egui::Context, font: &egui::FontId, s: &'a str) -> std::bo
         .into()
 }
 
+/// While the lab computes in the background (re-quantizing, timing), redraw its
+/// progress a few times a second; the scene is rebuilt when the work ends.
+fn poll_background(mut lab: ResMut<Lab>, time: Res<Time<Real>>, mut last: Local<f64>) {
+    let now = time.elapsed_secs_f64();
+    if now - *last < 0.2 {
+        return;
+    }
+    *last = now;
+    if !lab.dirty && lab.session.lock().expect("session").busy() {
+        lab.dirty = true;
+    }
+}
+
 /// Screenshot and benchmark runs: let pipelines settle, then act, then exit.
 #[allow(clippy::too_many_arguments)] // a Bevy system: its parameters are its data access
 fn job(
@@ -970,6 +984,10 @@ fn job(
     }
     match job.state {
         JobState::Settling => {
+            // A step still computing in the background is not the picture asked for.
+            if lab.session.lock().expect("session").busy() {
+                return;
+            }
             if job.settle > 0 {
                 job.settle -= 1;
                 return;

@@ -1115,6 +1115,30 @@ fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32)
                 lines.len().max(1) as f32 * 1.4 * p.label,
             )
         }
+        Primitive::Progress(x) => {
+            let len = x.fraction() as f32 * p.bar_length;
+            let text = format!("{:.0}% {}", x.fraction() * 100.0, x.label);
+            push(label([0.0, 0.3 * p.label, 0.0], &text, p.label), None);
+            push(
+                Shape::Cuboid {
+                    center: [p.bar_length / 2.0, -p.bar_height, 0.0],
+                    size: [p.bar_length, 0.8 * p.bar_height, 0.1],
+                    color: Role::Muted.color(),
+                    dim: true,
+                },
+                None,
+            );
+            push(
+                Shape::Cuboid {
+                    center: [len.max(0.02) / 2.0, -p.bar_height, 0.05],
+                    size: [len.max(0.02), 0.8 * p.bar_height, 0.2],
+                    color: Role::Highlight.color(),
+                    dim: false,
+                },
+                info(vec![text.clone()]),
+            );
+            (p.bar_length + 1.0, 2.0 * p.bar_height)
+        }
         Primitive::Blocks(_) => unreachable!("blocks keep their own layout"),
     }
 }

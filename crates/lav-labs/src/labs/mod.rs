@@ -3,6 +3,7 @@
 mod attention;
 mod embeddings;
 pub mod forward_pass;
+pub mod generation;
 mod tokenization;
 mod transformer_block;
 
@@ -26,6 +27,7 @@ const LABS: &[(&str, Opener)] = &[
     ("embeddings", embeddings::open),
     ("attention", attention::open),
     ("transformer-block", transformer_block::open),
+    ("generation", generation::open),
     ("forward-pass", forward_pass::open),
 ];
 

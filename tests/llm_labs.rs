@@ -1,0 +1,195 @@
+//! The generation, kv-cache and quantization labs on the real model: the facts each
+//! must get right, checked against independent computations.
+
+use lav_labs::{Session, open_session};
+use lav_scene::{Bars, Primitive, Scene, Table};
+use lav_tests::{lab_context, model, tokenizer};
+
+fn session(id: &str) -> Session {
+    open_session(id, &lab_context()).unwrap_or_else(|e| panic!("open {id}: {e}"))
+}
+
+/// The step's scene once background work has finished.
+fn scene_at(s: &mut Session, step: &str, set: &[&str]) -> Scene {
+    s.go_to(step).unwrap();
+    for a in set {
+        s.set_raw(a).unwrap();
+    }
+    s.scene_settled(|_| {})
+        .unwrap_or_else(|e| panic!("{step}: {e}"))
+}
+
+fn table<'a>(scene: &'a Scene, id: &str) -> &'a Table {
+    match &scene
+        .item(id)
+        .unwrap_or_else(|| panic!("no item {id}"))
+        .primitive
+    {
+        Primitive::Table(t) => t,
+        p => panic!("{id} is not a table: {p:?}"),
+    }
+}
+
+fn bars<'a>(scene: &'a Scene, id: &str) -> &'a Bars {
+    match &scene
+        .item(id)
+        .unwrap_or_else(|| panic!("no item {id}"))
+        .primitive
+    {
+        Primitive::Bars(b) => b,
+        p => panic!("{id} is not bars: {p:?}"),
+    }
+}
+
+fn text(scene: &Scene, id: &str) -> String {
+    match &scene
+        .item(id)
+        .unwrap_or_else(|| panic!("no item {id}"))
+        .primitive
+    {
+        Primitive::Text(t) => t.body.clone(),
+        p => panic!("{id} is not text: {p:?}"),
+    }
+}
+
+const PROMPT: &str = "Once upon a time, there was a";
+
+/// The prompt's next-token probabilities after temperature `t`, most likely first,
+/// computed here in f64 from the model's logits (independent of the sampler).
+fn reference_probs(t: f64) -> Vec<(u32, f64)> {
+    let ids = tokenizer().encode(PROMPT).unwrap();
+    let mut cache = model().new_cache();
+    let l = model().next_logits(&ids, &mut cache).unwrap();
+    let max = l.iter().cloned().fold(f32::MIN, f32::max) as f64;
+    let e: Vec<f64> = l.iter().map(|&z| ((z as f64 - max) / t).exp()).collect();
+    let s: f64 = e.iter().sum();
+    let mut p: Vec<(u32, f64)> = e
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u32, v / s))
+        .collect();
+    p.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    p
+}
+
+fn kept(t: &Table, stage: usize) -> usize {
+    t.rows[stage][1].split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn generation_low_temperature_is_argmax() {
+    let mut s = session("generation");
+    let top = reference_probs(1.0)[0].0;
+    let piece = lav_labs::bpe::show_bytes(&tokenizer().token_bytes(top));
+    for t in ["0"] {
+        let sc = scene_at(
+            &mut s,
+            "loop",
+            &[&format!("temperature={t}"), "top_k=0", "top_p=1"],
+        );
+        let d = bars(&sc, "distribution");
+        // The drawn token is highlighted and is the argmax of the real logits.
+        let picked: Vec<&str> = d
+            .bars
+            .iter()
+            .filter(|b| b.role == lav_scene::Role::Highlight)
+            .map(|b| b.label.as_str())
+            .collect();
+        assert_eq!(picked, [piece.as_str()], "T = {t}");
+        assert!(d.bars[0].value > 0.99, "T = {t}: {}", d.bars[0].value);
+    }
+    // A whole continuation at T → 0 is greedy decoding.
+    let ids = tokenizer().encode(PROMPT).unwrap();
+    let cold = lav_labs::labs::generation::continuation(
+        model(),
+        tokenizer(),
+        &ids,
+        lav_model::SamplerConfig {
+            temperature: 0.001,
+            ..Default::default()
+        },
+        |_| true,
+    )
+    .unwrap();
+    assert_eq!(cold.tokens, lav_tests::lav_greedy(&ids, cold.tokens.len()));
+}
+
+#[test]
+fn generation_top_p_keeps_the_smallest_nucleus_after_top_k_and_temperature() {
+    let mut s = session("generation");
+    for (t, k, p) in [(0.8, 40, 0.9), (1.5, 0, 0.5), (0.5, 5, 0.95), (1.0, 0, 0.3)] {
+        let sc = scene_at(
+            &mut s,
+            "filters",
+            &[
+                &format!("temperature={t}"),
+                &format!("top_k={k}"),
+                &format!("top_p={p}"),
+                "min_p=0",
+            ],
+        );
+        let chain = table(&sc, "chain");
+        // The order on screen is the order applied.
+        let names: Vec<&str> = chain
+            .rows
+            .iter()
+            .map(|r| r[0].split(' ').nth(1).unwrap())
+            .collect();
+        assert_eq!(names, ["temperature", "top-k,", "top-p,", "min-p"]);
+        let probs = reference_probs(t);
+        let after_k = if k == 0 { probs.len() } else { k };
+        assert_eq!(kept(chain, 1), after_k);
+        let mass: f64 = probs[..after_k].iter().map(|x| x.1).sum();
+        let n = kept(chain, 2);
+        let cum = |m: usize| probs[..m].iter().map(|x| x.1).sum::<f64>() / mass;
+        assert!(
+            cum(n) >= p - 1e-5,
+            "T {t} k {k} p {p}: {} tokens reach only {}",
+            n,
+            cum(n)
+        );
+        assert!(
+            n == 1 || cum(n - 1) < p + 1e-5,
+            "T {t} k {k} p {p}: {} is not the smallest",
+            n
+        );
+    }
+}
+
+#[test]
+fn generation_same_seed_same_text_and_compare_finds_the_divergence() {
+    let mut s = session("generation");
+    let a = scene_at(&mut s, "sample", &["seed=7", "temperature=1.0"]);
+    let b = scene_at(&mut s, "sample", &["reroll=1"]);
+    assert_eq!(text(&a, "text"), text(&b, "text"));
+    let check = table(&b, "roll")
+        .lookup("re-roll check", "value")
+        .unwrap()
+        .to_string();
+    assert!(
+        check.contains("identical to roll #1 with seed 7: yes"),
+        "{check}"
+    );
+    let c = scene_at(&mut s, "sample", &["seed=8", "reroll=2"]);
+    assert_ne!(
+        text(&a, "text"),
+        text(&c, "text"),
+        "another seed, another story"
+    );
+
+    let sc = scene_at(&mut s, "compare", &["t_a=0.2", "t_b=1.2", "seed=7"]);
+    let body = text(&sc, "divergence");
+    assert!(body.contains("first differ at generated token"), "{body}");
+    let strip = |id: &str| match &sc.item(id).unwrap().primitive {
+        Primitive::TokenStrip(t) => t.tokens.clone(),
+        _ => unreachable!(),
+    };
+    let (x, y) = (strip("a"), strip("b"));
+    let d = x
+        .iter()
+        .position(|c| c.highlight)
+        .expect("divergence highlighted");
+    assert_eq!(y.iter().position(|c| c.highlight), Some(d));
+    assert_eq!(x[..d], y[..d]);
+    assert_ne!(x[d].id, y[d].id);
+}

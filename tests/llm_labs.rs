@@ -193,3 +193,151 @@ fn generation_same_seed_same_text_and_compare_finds_the_divergence() {
     assert_eq!(x[..d], y[..d]);
     assert_ne!(x[d].id, y[d].id);
 }
+
+#[test]
+fn kv_cache_counts_projections_and_cached_logits_equal_uncached() {
+    let mut s = session("kv-cache");
+    let sc = scene_at(
+        &mut s,
+        "recompute",
+        &["tokens=8", "prompt=The cat sat on the mat."],
+    );
+    let p = tokenizer().encode("The cat sat on the mat.").unwrap().len();
+    let n = 8;
+    let t = table(&sc, "counter");
+    let counted = |col: &str| -> usize {
+        t.lookup("K/V projections per layer (counted)", col)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(counted("with the cache"), p + n - 1);
+    assert_eq!(counted("recomputing"), n * p + n * (n - 1) / 2);
+    assert_eq!(
+        t.lookup("from a 1-token prompt", "recomputing").unwrap(),
+        format!("n(n+1)/2 = {}", n * (n + 1) / 2)
+    );
+    let check = text(&sc, "check");
+    assert!(
+        check.contains("cached logits = uncached logits: yes, bit for bit"),
+        "{check}"
+    );
+    // The toggle changes what is highlighted, not the measurement.
+    let off = scene_at(&mut s, "recompute", &["cache=off"]);
+    let b = bars(&off, "projections");
+    assert_eq!(b.bars[1].role, lav_scene::Role::Highlight);
+    assert_eq!(b.bars[1].value as usize, n * p + n * (n - 1) / 2);
+}
+
+#[test]
+fn kv_cache_shows_the_models_real_keys_and_values() {
+    let prompt = "Paris is the capital of France.";
+    let ids = tokenizer().encode(prompt).unwrap();
+    let m = model();
+    let mut cache = m.new_cache();
+    let mut cap = lav_model::Capture::new();
+    m.forward(&ids, &mut cache, lav_model::Logits::All, Some(&mut cap))
+        .unwrap();
+    let mut s = session("kv-cache");
+    for (layer, head, which) in [(0, 0, "K"), (17, 2, "K"), (29, 1, "V")] {
+        let sc = scene_at(
+            &mut s,
+            "tensors",
+            &[
+                &format!("prompt={prompt}"),
+                &format!("layer={layer}"),
+                &format!("kv_head={head}"),
+                &format!("which={which}"),
+            ],
+        );
+        let h = match &sc.item("kv").unwrap().primitive {
+            Primitive::Heatmap(h) => h,
+            _ => unreachable!(),
+        };
+        let lc = &cap.layers[layer];
+        let t = if which == "K" { &lc.k } else { &lc.v };
+        // Capture: (1, kv_heads, L, head_dim).
+        let want: Vec<f32> = t
+            .get(0)
+            .unwrap()
+            .get(head)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(h.values, want, "layer {layer} head {head} {which}");
+        assert_eq!((h.rows.len(), h.cols.len()), (ids.len(), 64));
+        let size = table(&sc, "size");
+        assert!(
+            size.lookup("values per token", "value")
+                .unwrap()
+                .ends_with("= 11520")
+        );
+        assert_eq!(
+            size.lookup("bytes per token at 16-bit", "value").unwrap(),
+            "23040 B = 22.5 KiB"
+        );
+    }
+}
+
+#[test]
+fn kv_cache_memory_calculator_matches_the_published_worked_values() {
+    let mut s = session("kv-cache");
+    let per_token = |s: &mut Session, set: &[&str]| {
+        let sc = scene_at(s, "memory", set);
+        let t = table(&sc, "calculator");
+        (
+            t.lookup("per token", "value").unwrap().to_string(),
+            t.lookup("total", "value").unwrap().to_string(),
+            sc,
+        )
+    };
+    assert_eq!(per_token(&mut s, &["dtype=fp16/bf16"]).0, "22.5 KiB");
+    assert_eq!(per_token(&mut s, &["dtype=fp32"]).0, "45.0 KiB");
+    assert_eq!(
+        per_token(&mut s, &["dtype=fp16/bf16", "preset=Llama-2-7B"]).0,
+        "512.0 KiB"
+    );
+    assert_eq!(per_token(&mut s, &["preset=Llama-3-8B"]).0, "128.0 KiB");
+    let (pt, total, sc) = per_token(&mut s, &["preset=Llama-3-70B", "context=131072", "batch=1"]);
+    assert_eq!(pt, "320.0 KiB");
+    assert!(total.starts_with("40.00 GiB"), "{total}");
+    // 40 GiB of an 80 GB H100: the share comes from the hardware table.
+    let g = bars(&sc, "gpu");
+    let h100 = 100.0 * 40.0 * 1024f64.powi(3) / 80e9;
+    assert!((g.bars[0].value - h100).abs() < 1e-9, "{}", g.bars[0].value);
+    // MHA → GQA → MQA: 64 → 8 → 1 KV heads, each a factor heads/n_kv smaller.
+    let sh = bars(&sc, "sharing");
+    let v: Vec<f64> = sh.bars.iter().map(|b| b.value).collect();
+    assert_eq!(v, [2560.0, 320.0, 40.0]);
+    // The slider moves along it; impossible values are adjusted with a visible note.
+    let (pt, _, _) = per_token(&mut s, &["kv_heads=1"]);
+    assert_eq!(pt, "40.0 KiB");
+    let (_, _, sc) = per_token(&mut s, &["kv_heads=100"]);
+    assert!(text(&sc, "notes").contains("clamped to 64"));
+    let e = s.set_raw("kv_heads=500").unwrap_err().to_string();
+    assert!(e.contains("0 to 128") && !e.contains('\n'), "{e}");
+}
+
+#[test]
+fn kv_cache_roofline_puts_prefill_n_times_further_right_than_decode() {
+    let mut s = session("kv-cache");
+    let sc = scene_at(&mut s, "roofline", &["prefill=32"]);
+    let t = table(&sc, "numbers");
+    let ai = |col: &str| -> f64 {
+        t.lookup("FLOP per weight byte (stored Q4_1 weights)", col)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!((ai("prefill") / ai("decode") - 32.0).abs() < 0.01 * 32.0);
+    assert_eq!(t.rows[2][2], "memory-bound", "decode on this CPU");
+    assert!(matches!(
+        sc.item("gpu_roofline").unwrap().provenance,
+        lav_scene::Provenance::Simulated { .. }
+    ));
+    let m = table(&sc, "machine");
+    let best: f64 = m.rows[0][1].parse().unwrap();
+    assert!(best > 0.0);
+}

@@ -9,6 +9,7 @@
 pub mod bpe;
 pub mod control;
 pub mod error;
+pub mod hardware;
 pub mod items;
 pub mod job;
 pub mod lab;

@@ -21,6 +21,9 @@ pub struct KvCache {
     max_len: usize,
     kv_heads: usize,
     head_dim: usize,
+    /// K/V projections computed into this cache: one per (token, layer), counted as
+    /// they are appended. Survives `clear` so a lab can count a whole run.
+    projected: usize,
 }
 
 impl KvCache {
@@ -32,6 +35,7 @@ impl KvCache {
             max_len: cfg.context_length,
             kv_heads: cfg.num_kv_heads,
             head_dim: cfg.head_dim,
+            projected: 0,
         }
     }
 
@@ -47,6 +51,12 @@ impl KvCache {
     /// The most positions the model accepts.
     pub fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    /// K/V projections computed into this cache so far, per layer: how many token
+    /// positions had their keys and values computed (what a cache saves).
+    pub fn projections_per_layer(&self) -> usize {
+        self.projected / self.k.len().max(1)
     }
 
     pub fn num_layers(&self) -> usize {
@@ -110,6 +120,7 @@ impl KvCache {
     /// They become visible to [`KvCache::len`] after [`KvCache::advance`].
     pub(crate) fn append(&mut self, layer: usize, k: &[f32], v: &[f32]) {
         let start = self.len * self.width();
+        self.projected += k.len() / self.width();
         for (buf, new) in [(&mut self.k[layer], k), (&mut self.v[layer], v)] {
             // A failed earlier call may have left rows past `len`: drop them.
             buf.truncate(start);

@@ -16,6 +16,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod kv_cache;
+pub mod machine;
 pub mod matmul;
 pub mod model;
 pub mod ops;

@@ -4,6 +4,7 @@ mod attention;
 mod embeddings;
 pub mod forward_pass;
 pub mod generation;
+pub mod kv_cache;
 mod tokenization;
 mod transformer_block;
 
@@ -28,6 +29,7 @@ const LABS: &[(&str, Opener)] = &[
     ("attention", attention::open),
     ("transformer-block", transformer_block::open),
     ("generation", generation::open),
+    ("kv-cache", kv_cache::open),
     ("forward-pass", forward_pass::open),
 ];
 

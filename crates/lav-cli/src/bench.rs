@@ -149,7 +149,7 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
 
     let mut r = Report {
         model: model.config.name.clone(),
-        weights: format.label().into(),
+        weights: format.label(),
         kernel: lav_model::quant::Kernel::detect().name().into(),
         threads: lav_model::threads(),
         prefill_tokens: pre.len(),

@@ -37,8 +37,9 @@ struct Global {
     /// A GGUF on the Hugging Face Hub, as REPO or REPO:FILE (needs the network).
     #[arg(long, global = true, value_name = "REPO")]
     hf: Option<String>,
-    /// Weights to compute with: q4_1 is the stored file (default); q8_0, q4_0 and f32
-    /// re-quantize and change the model's answers.
+    /// Weights to compute with: q4_1 is the stored file (default); f32 and the GGML
+    /// types (f16, q8_0, q6_k, q5_k, q4_k, q4_0, q3_k, q2_k) re-quantize and change the
+    /// model's answers.
     #[arg(long, global = true, default_value = "q4_1", value_name = "FORMAT")]
     weights: String,
     /// Compute threads (default: all cores).
@@ -227,7 +228,7 @@ fn run(cli: Cli) -> Result<()> {
     lav_model::set_threads(g.threads.unwrap_or_else(default_threads));
     let format = WeightFormat::parse(&g.weights).with_context(|| {
         format!(
-            "--weights must be q4_1, q8_0, q4_0 or f32, got `{}`",
+            "--weights must be q4_1 (stored), f32, or a GGML type: f16, q8_0, q6_k, q5_k, q4_k, q4_0, q3_k, q2_k; got `{}`",
             g.weights
         )
     })?;

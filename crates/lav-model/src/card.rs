@@ -83,7 +83,7 @@ impl ModelCard {
             file_bytes_by_type: file_bytes,
             file_tensors_by_type: file_count,
             compute_bytes_by_type: compute,
-            weight_format: model.format.label().to_string(),
+            weight_format: model.format.label(),
             kv_cache_bytes_per_token: per_token_elems * 4,
             kv_cache_bytes_per_token_f16: per_token_elems * 2,
             kernel: crate::quant::Kernel::detect().name().to_string(),

@@ -22,6 +22,7 @@ pub mod model;
 pub mod ops;
 pub mod quant;
 pub mod sampler;
+pub mod score;
 pub mod tokenizer;
 
 pub use capture::{Capture, LayerCapture};
@@ -29,7 +30,7 @@ pub use card::ModelCard;
 pub use embedder::Embedder;
 pub use error::{ModelError, Result};
 pub use kv_cache::KvCache;
-pub use model::{Llama, LlamaConfig, Logits, NormPlacement, WeightFormat};
+pub use model::{Llama, LlamaConfig, Logits, NormPlacement, Quant, WeightFormat};
 pub use sampler::{Filtered, Sampled, Sampler, SamplerConfig};
 pub use tokenizer::{ChatMessage, TextStream, Tokenizer, chat_prompt};
 

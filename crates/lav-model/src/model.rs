@@ -43,8 +43,9 @@ pub enum WeightFormat {
     Stored,
     /// Every matrix re-quantized to Q8_0 (lav's kernels). Changes answers.
     Q8_0,
-    /// Every matrix re-quantized to Q4_0 (candle's kernels). Changes answers.
-    Q4_0,
+    /// Every matrix re-quantized to another GGML type (candle's quantizers and
+    /// kernels). Changes answers.
+    Requant(Quant),
     /// Every matrix dequantized to f32 (candle's GEMM). Changes answers.
     F32,
 }
@@ -54,20 +55,132 @@ impl WeightFormat {
         match s {
             "q4_1" | "stored" => Some(Self::Stored),
             "q8_0" => Some(Self::Q8_0),
-            "q4_0" => Some(Self::Q4_0),
             "f32" => Some(Self::F32),
-            _ => None,
+            _ => Quant::parse(s).map(Self::from_quant),
         }
     }
 
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Stored => "stored (Q4_1 + Q8_0 embeddings), llama.cpp arithmetic",
-            Self::Q8_0 => "re-quantized to Q8_0 (changes the model's answers)",
-            Self::Q4_0 => "re-quantized to Q4_0 (changes the model's answers)",
-            Self::F32 => "dequantized to f32 (changes the model's answers)",
+    /// The format that re-quantizes every matrix to `q` (Q8_0 on lav's kernels).
+    pub fn from_quant(q: Quant) -> Self {
+        match q {
+            Quant::Q8_0 => Self::Q8_0,
+            q => Self::Requant(q),
         }
     }
+
+    pub fn label(self) -> String {
+        match self {
+            Self::Stored => "stored (Q4_1 + Q8_0 embeddings), llama.cpp arithmetic".into(),
+            Self::Q8_0 => "re-quantized to Q8_0 (changes the model's answers)".into(),
+            Self::Requant(q) => {
+                format!("re-quantized to {} (changes the model's answers)", q.name())
+            }
+            Self::F32 => "dequantized to f32 (changes the model's answers)".into(),
+        }
+    }
+}
+
+/// A GGML block type lav can re-quantize weights into, with candle's quantizers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Quant {
+    F16,
+    Q8_0,
+    Q6K,
+    Q5K,
+    Q4K,
+    Q4_1,
+    Q4_0,
+    Q3K,
+    Q2K,
+}
+
+impl Quant {
+    /// Every type, most bits first.
+    pub const ALL: [Quant; 9] = [
+        Quant::F16,
+        Quant::Q8_0,
+        Quant::Q6K,
+        Quant::Q5K,
+        Quant::Q4_1,
+        Quant::Q4K,
+        Quant::Q4_0,
+        Quant::Q3K,
+        Quant::Q2K,
+    ];
+
+    pub fn ggml(self) -> GgmlDType {
+        match self {
+            Quant::F16 => GgmlDType::F16,
+            Quant::Q8_0 => GgmlDType::Q8_0,
+            Quant::Q6K => GgmlDType::Q6K,
+            Quant::Q5K => GgmlDType::Q5K,
+            Quant::Q4K => GgmlDType::Q4K,
+            Quant::Q4_1 => GgmlDType::Q4_1,
+            Quant::Q4_0 => GgmlDType::Q4_0,
+            Quant::Q3K => GgmlDType::Q3K,
+            Quant::Q2K => GgmlDType::Q2K,
+        }
+    }
+
+    /// GGML's name: `Q4_K`, `Q8_0`, `F16`.
+    pub fn name(self) -> &'static str {
+        ggml_name(self.ggml())
+    }
+
+    /// `q4_k`, `Q4K`, `q4k` and `Q4_K` all name Q4_K.
+    pub fn parse(s: &str) -> Option<Quant> {
+        let key = s.to_ascii_lowercase().replace('_', "");
+        Quant::ALL
+            .into_iter()
+            .find(|q| q.name().to_ascii_lowercase().replace('_', "") == key)
+    }
+
+    /// Values per block (32, or 256 for the k-quants' super-blocks).
+    pub fn block(self) -> usize {
+        self.ggml().block_size()
+    }
+
+    /// Storage bits per weight, scales and minimums included: block bytes × 8 / block
+    /// size, from candle's own type table.
+    pub fn bits_per_weight(self) -> f64 {
+        let t = self.ggml();
+        t.type_size() as f64 * 8.0 / t.block_size() as f64
+    }
+}
+
+/// Quantizes a row-major `rows × cols` matrix to `q`. Rows whose length is not a
+/// multiple of the block are padded with zeros to the next multiple (k-quants need
+/// 256; SmolLM2's 576-wide rows become 768): a padded sub-block is all zeros, so it
+/// changes neither the real values' scales nor their codes. llama.cpp instead falls
+/// back to another type for such tensors. Returns the tensor and the padded width.
+pub fn quantize_matrix(w: &[f32], rows: usize, cols: usize, q: Quant) -> Result<(QTensor, usize)> {
+    let block = q.block();
+    let padded = cols.div_ceil(block) * block;
+    let t = if padded == cols {
+        Tensor::from_slice(w, (rows, cols), &Device::Cpu)?
+    } else {
+        let mut p = vec![0f32; rows * padded];
+        for (dst, src) in p.chunks_exact_mut(padded).zip(w.chunks_exact(cols)) {
+            dst[..cols].copy_from_slice(src);
+        }
+        Tensor::from_vec(p, (rows, padded), &Device::Cpu)?
+    };
+    Ok((QTensor::quantize(&t, q.ggml())?, padded))
+}
+
+/// `w` quantized to `q` and back: the values a re-quantized model computes with.
+pub fn round_trip(w: &[f32], rows: usize, cols: usize, q: Quant) -> Result<Vec<f32>> {
+    let (t, padded) = quantize_matrix(w, rows, cols, q)?;
+    let d = t
+        .dequantize(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    if padded == cols {
+        return Ok(d);
+    }
+    Ok(d.chunks_exact(padded)
+        .flat_map(|r| r[..cols].to_vec())
+        .collect())
 }
 
 /// One weight matrix, `y = x Wᵀ`.
@@ -75,8 +188,15 @@ impl WeightFormat {
 pub enum Linear {
     /// lav's kernels on block-quantized weights.
     Blocks(QMatrix),
-    /// candle's own quantized or float matmul (other formats, GPUs).
-    Candle(QMatMul, GgmlDType, usize),
+    /// candle's own quantized or float matmul (other formats, GPUs). `padded` is the
+    /// stored row width when rows were zero-padded to whole blocks.
+    Candle {
+        m: QMatMul,
+        dtype: GgmlDType,
+        bytes: usize,
+        cols: usize,
+        padded: usize,
+    },
 }
 
 impl Linear {
@@ -84,9 +204,18 @@ impl Linear {
     pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         Ok(match self {
             Linear::Blocks(m) => m.matmul(x, n),
-            Linear::Candle(m, _, _) => {
-                let cols = x.len() / n.max(1);
-                let t = Tensor::from_slice(x, (n, cols), &Device::Cpu)?;
+            Linear::Candle {
+                m, cols, padded, ..
+            } => {
+                let t = if padded == cols {
+                    Tensor::from_slice(x, (n, *cols), &Device::Cpu)?
+                } else {
+                    let mut p = vec![0f32; n * padded];
+                    for (dst, src) in p.chunks_exact_mut(*padded).zip(x.chunks_exact(*cols)) {
+                        dst[..*cols].copy_from_slice(src);
+                    }
+                    Tensor::from_vec(p, (n, *padded), &Device::Cpu)?
+                };
                 m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?
             }
         })
@@ -96,8 +225,45 @@ impl Linear {
     pub fn storage(&self) -> (&'static str, usize) {
         match self {
             Linear::Blocks(m) => (m.ggml_type_name(), m.bytes()),
-            Linear::Candle(_, t, bytes) => (ggml_name(*t), *bytes),
+            Linear::Candle { dtype, bytes, .. } => (ggml_name(*dtype), *bytes),
         }
+    }
+
+    /// The matrix as floats (`rows`, `cols`, row-major values), from lav's blocks.
+    pub fn to_f32(&self) -> Option<(usize, usize, Vec<f32>)> {
+        match self {
+            Linear::Blocks(m) => Some((m.rows, m.cols, m.to_f32())),
+            Linear::Candle { .. } => None,
+        }
+    }
+
+    /// This matrix re-quantized to `q` (Q8_0 on lav's kernels, the rest on candle's).
+    pub fn requantized(&self, q: Quant) -> Result<Linear> {
+        let (rows, cols, w) = self.to_f32().ok_or_else(|| {
+            ModelError::Sampling(
+                "only the stored model can be re-quantized: load it without --weights".into(),
+            )
+        })?;
+        if q == Quant::Q8_0 {
+            return Ok(Linear::Blocks(QMatrix {
+                rows,
+                cols,
+                data: QData::Q8_0(quantize_weights_q8_0(&w)),
+            }));
+        }
+        let (t, padded) = quantize_matrix(&w, rows, cols, q)?;
+        if q == Quant::Q4_1 {
+            // The stored type: lav's own kernels, as for the file's weights.
+            let data = QData::Q4_1(blocks_from_bytes::<BlockQ4_1>(&t.data()?));
+            return Ok(Linear::Blocks(QMatrix { rows, cols, data }));
+        }
+        Ok(Linear::Candle {
+            dtype: t.dtype(),
+            bytes: t.storage_size_in_bytes(),
+            m: QMatMul::from_qtensor(t)?,
+            cols,
+            padded,
+        })
     }
 }
 
@@ -289,6 +455,66 @@ impl Llama {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// A copy of this model with every matrix product (attention, MLP and the output
+    /// head) re-quantized to `q`: what-if weights that change the answers. The token
+    /// embedding lookup keeps the stored rows. Matrices are quantized in parallel;
+    /// `progress(done, total)` is called as each finishes, and returning `false` stops
+    /// the rest with an error.
+    pub fn requantized(
+        &self,
+        q: Quant,
+        progress: impl Fn(usize, usize) -> bool + Sync,
+    ) -> Result<Llama> {
+        use rayon::prelude::*;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let mut mats: Vec<&Linear> = Vec::with_capacity(4 * self.layers.len() + 1);
+        for l in &self.layers {
+            mats.extend([&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down]);
+        }
+        mats.push(&self.lm_head);
+        let total = mats.len();
+        let (done, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+        let out: Vec<Result<Linear>> = mats
+            .par_iter()
+            .map(|l| {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(ModelError::Sampling("re-quantization cancelled".into()));
+                }
+                let r = l.requantized(q);
+                if !progress(done.fetch_add(1, Ordering::Relaxed) + 1, total) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                r
+            })
+            .collect();
+        let mut it = out.into_iter();
+        let mut next = || it.next().expect("one result per matrix");
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            layers.push(Layer {
+                attn_norm: l.attn_norm.clone(),
+                wqkv: next()?,
+                wo: next()?,
+                ffn_norm: l.ffn_norm.clone(),
+                w_gate_up: next()?,
+                w_down: next()?,
+            });
+        }
+        let lm_head = next()?;
+        Ok(Llama {
+            config: self.config.clone(),
+            format: WeightFormat::from_quant(q),
+            embeddings: self.embeddings.clone(),
+            layers,
+            final_norm: self.final_norm.clone(),
+            lm_head,
+            tensors: self.tensors.clone(),
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            device: self.device.clone(),
+        })
     }
 
     /// A KV cache sized for this model.
@@ -660,9 +886,22 @@ fn to_blocks(q: &QTensor, path: &Path) -> Result<QMatrix> {
 
 fn linear(q: &QTensor, format: WeightFormat, path: &Path) -> Result<Linear> {
     let candle = |t: QTensor| -> Result<Linear> {
-        let dt = t.dtype();
-        let bytes = t.storage_size_in_bytes();
-        Ok(Linear::Candle(QMatMul::from_qtensor(t)?, dt, bytes))
+        let (_, cols) = t.shape().dims2()?;
+        Ok(Linear::Candle {
+            dtype: t.dtype(),
+            bytes: t.storage_size_in_bytes(),
+            m: QMatMul::from_qtensor(t)?,
+            cols,
+            padded: cols,
+        })
+    };
+    let floats = |q: &QTensor| -> Result<(usize, usize, Vec<f32>)> {
+        let (rows, cols) = q.shape().dims2()?;
+        let w = q
+            .dequantize(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok((rows, cols, w))
     };
     match format {
         WeightFormat::Stored => match q.dtype() {
@@ -671,25 +910,35 @@ fn linear(q: &QTensor, format: WeightFormat, path: &Path) -> Result<Linear> {
             _ => candle(clone_qtensor(q)?),
         },
         WeightFormat::Q8_0 => {
-            let w = q
-                .dequantize(&Device::Cpu)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let (rows, cols) = q.shape().dims2()?;
+            let (rows, cols, w) = floats(q)?;
             Ok(Linear::Blocks(QMatrix {
                 rows,
                 cols,
                 data: QData::Q8_0(quantize_weights_q8_0(&w)),
             }))
         }
-        WeightFormat::Q4_0 => candle(QTensor::quantize(
-            &q.dequantize(&Device::Cpu)?,
-            GgmlDType::Q4_0,
-        )?),
+        WeightFormat::Requant(quant) => {
+            let (rows, cols, w) = floats(q)?;
+            let (t, padded) = quantize_matrix(&w, rows, cols, quant)?;
+            Ok(Linear::Candle {
+                dtype: t.dtype(),
+                bytes: t.storage_size_in_bytes(),
+                m: QMatMul::from_qtensor(t)?,
+                cols,
+                padded,
+            })
+        }
         WeightFormat::F32 => {
             let t = q.dequantize(&Device::Cpu)?.to_dtype(DType::F32)?;
+            let (_, cols) = t.dims2()?;
             let bytes = t.elem_count() * 4;
-            Ok(Linear::Candle(QMatMul::Tensor(t), GgmlDType::F32, bytes))
+            Ok(Linear::Candle {
+                m: QMatMul::Tensor(t),
+                dtype: GgmlDType::F32,
+                bytes,
+                cols,
+                padded: cols,
+            })
         }
     }
 }

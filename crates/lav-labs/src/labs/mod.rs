@@ -5,6 +5,7 @@ mod embeddings;
 pub mod forward_pass;
 pub mod generation;
 pub mod kv_cache;
+pub mod quantization;
 mod tokenization;
 mod transformer_block;
 
@@ -30,6 +31,7 @@ const LABS: &[(&str, Opener)] = &[
     ("transformer-block", transformer_block::open),
     ("generation", generation::open),
     ("kv-cache", kv_cache::open),
+    ("quantization", quantization::open),
     ("forward-pass", forward_pass::open),
 ];
 

@@ -81,7 +81,8 @@ fn generation_low_temperature_is_argmax() {
     let mut s = session("generation");
     let top = reference_probs(1.0)[0].0;
     let piece = lav_labs::bpe::show_bytes(&tokenizer().token_bytes(top));
-    for t in ["0"] {
+    {
+        let t = "0";
         let sc = scene_at(
             &mut s,
             "loop",

@@ -465,7 +465,7 @@ impl Lab for KvLab {
                 };
                 scene.push(Item::new(
                     "timing",
-                    &format!("Time per generated token, {this} (the other run dimmed)"),
+                    format!("Time per generated token, {this} (the other run dimmed)"),
                     engine.clone(),
                     Primitive::Plot(Plot {
                         x_label: "generated token".into(),
@@ -607,7 +607,7 @@ impl Lab for KvLab {
                 let amax = slab.iter().fold(1e-6f64, |m, x| m.max(x.abs() as f64));
                 scene.push(Item::new(
                     "kv",
-                    &format!(
+                    format!(
                         "{name}, layer {layer}, KV head {head}: one row per prompt token, as cached"
                     ),
                     Provenance::model(format!(
@@ -846,7 +846,7 @@ impl Lab for KvLab {
                     .collect();
                 scene.push(Item::new(
                     "gpu_roofline",
-                    &format!(
+                    format!(
                         "{} (simulated, weights in BF16): ridge at {:.0} FLOP/B",
                         h.name,
                         h.ridge_bf16()

@@ -116,6 +116,8 @@ struct Controls {
 }
 
 type TableKey = (usize, String, bool, String, usize);
+/// A dequantized stored matrix: rows, cols, row-major values.
+type Matrix = (usize, usize, Arc<Vec<f32>>);
 
 struct Quantization {
     steps: Vec<StepSpec>,
@@ -125,7 +127,7 @@ struct Quantization {
     model_name: String,
     dir: PathBuf,
     /// Dequantized stored matrices by (layer, matrix): rows, cols, values.
-    weights: HashMap<(usize, String), (usize, usize, Arc<Vec<f32>>)>,
+    weights: HashMap<(usize, String), Matrix>,
     /// The formats table for the last matrix and settings.
     table: Option<(TableKey, Vec<Vec<String>>, Vec<Bar>)>,
     /// The stored model's scores, computed once and shared with every job.
@@ -418,7 +420,7 @@ impl Lab for Quantization {
                     .collect();
                 scene.push(Item::new(
                     "histogram",
-                    &format!(
+                    format!(
                         "Weights of {title}, with the levels one block of {} can take",
                         a.name
                     ),
@@ -456,7 +458,7 @@ impl Lab for Quantization {
                 let em = err.iter().fold(1e-9f32, |m, x| m.max(x.abs())) as f64;
                 scene.push(Item::new(
                     "error",
-                    &format!("Error ŵ − w, rows 0–{} × columns 0–{}", er - 1, ec - 1),
+                    format!("Error ŵ − w, rows 0–{} × columns 0–{}", er - 1, ec - 1),
                     Provenance::computed(format!("{} applied to the model's weights", a.name)),
                     Primitive::Heatmap(Heatmap {
                         rows: (0..er).map(|r| r.to_string()).collect(),
@@ -714,7 +716,7 @@ impl Lab for Quantization {
                     what_if,
                     format!("{prompt}{b}"),
                 ));
-                if q.block() == 256 && self.model.config.hidden_size % 256 != 0 {
+                if q.block() == 256 && !self.model.config.hidden_size.is_multiple_of(256) {
                     scene.push(text(
                         "padding",
                         "A note on k-quants here",

@@ -116,6 +116,31 @@ fn generation_low_temperature_is_argmax() {
 }
 
 #[test]
+fn generation_entropy_has_its_unit_and_two_computations_agree() {
+    let mut s = session("generation");
+    let sc = scene_at(&mut s, "temperature", &["temperature=0.8"]);
+    let t = table(&sc, "entropy");
+    assert_eq!(t.columns[1..3], ["H (nats)", "H (bits)"]);
+    let nats: f64 = t.rows[1][1].parse().unwrap();
+    let bits: f64 = t.rows[1][2].parse().unwrap();
+    assert!((nats / std::f64::consts::LN_2 - bits).abs() < 1e-3);
+    // Independent: −Σ p ln p from the f64 reference probabilities at T = 0.8.
+    let h: f64 = reference_probs(0.8)
+        .iter()
+        .filter(|x| x.1 > 0.0)
+        .map(|x| -x.1 * x.1.ln())
+        .sum();
+    assert!((h - nats).abs() < 1e-3, "{h} vs {nats}");
+    // The curve (computed without sorting) passes through the same point.
+    let curve = match &sc.item("entropy_curve").unwrap().primitive {
+        Primitive::Plot(p) => p.series[0].points.clone(),
+        _ => unreachable!(),
+    };
+    let at = curve.iter().find(|p| (p.0 - 0.8).abs() < 1e-9).unwrap();
+    assert!((at.1 - bits).abs() < 1e-3, "{at:?} vs {bits}");
+}
+
+#[test]
 fn generation_top_p_keeps_the_smallest_nucleus_after_top_k_and_temperature() {
     let mut s = session("generation");
     for (t, k, p) in [(0.8, 40, 0.9), (1.5, 0, 0.5), (0.5, 5, 0.95), (1.0, 0, 0.3)] {

@@ -312,7 +312,9 @@ pub fn bench_labs(g: &Global, format: WeightFormat, json: bool) -> Result<()> {
         };
         let t0 = Instant::now();
         let mut s = lav_labs::open_session(&id, &ctx)?;
-        settled(&mut s)?;
+        // The first frame is what the learner sees first: a step whose work runs in
+        // the background shows its progress at once.
+        s.scene()?;
         let first = t0.elapsed().as_secs_f64() * 1e3;
         let (mut worst, mut what, mut n) = (0f64, String::new(), 0);
         let (mut worst_in, mut what_in) = (0f64, String::new());
@@ -347,8 +349,18 @@ pub fn bench_labs(g: &Global, format: WeightFormat, json: bool) -> Result<()> {
                 let is_text = matches!(c.kind, ControlKind::Text { .. });
                 s.set(c.key, new);
                 let t = Instant::now();
-                s.scene()?;
+                let first = s.scene();
                 let ms = t.elapsed().as_secs_f64() * 1e3;
+                if is_text && first.is_err() {
+                    // A control that refuses this text (a type name, not a prompt):
+                    // its one-line error is the whole answer; nothing to time.
+                    match before {
+                        Some(v) => s.set(c.key, v),
+                        None => s.set(c.key, c.default.clone()),
+                    }
+                    continue;
+                }
+                first?;
                 if s.busy() {
                     // The UI got a progress scene in `ms`; the work itself runs on.
                     settled(&mut s)?;

@@ -76,6 +76,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         tokenizer: ctx.loader.tokenizer()?,
         model_name: ctx.loader.model_name(),
         next: None,
+        curve: None,
         run: Job::default(),
         pair: Job::default(),
         rolls: Vec::new(),
@@ -124,6 +125,8 @@ struct Generation {
     model_name: String,
     /// The prompt's own next-token logits: (prompt, tokens, logits).
     next: Option<(String, Vec<u32>, Vec<f32>)>,
+    /// The entropy-vs-temperature curve for that prompt.
+    curve: Option<(String, Vec<(f64, f64)>)>,
     run: Job<RunKey, Continuation>,
     pair: Job<(RunKey, RunKey), (Continuation, Continuation)>,
     /// Every continuation shown so far: settings (without the roll) and text, so a
@@ -205,6 +208,33 @@ impl Generation {
         }
         let (_, ids, l) = self.next.as_ref().expect("just set");
         Ok((ids.clone(), l.clone()))
+    }
+
+    /// Entropy (bits) of the prompt's next-token distribution at T = 0.05 … 2,
+    /// computed once per prompt (no sorting needed, unlike the bars).
+    fn entropy_curve(&mut self, prompt: &str, logits: &[f32]) -> Vec<(f64, f64)> {
+        if let Some((p, c)) = &self.curve
+            && p == prompt
+        {
+            return c.clone();
+        }
+        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+        let c: Vec<(f64, f64)> = (1..=40)
+            .map(|i| {
+                let t = i as f64 * 0.05;
+                let (mut z, mut ez) = (0f64, 0f64);
+                for &l in logits {
+                    let a = (l as f64 - max) / t;
+                    let e = a.exp();
+                    z += e;
+                    ez += e * a;
+                }
+                // H = ln Z − E[a] for p = e^a / Z.
+                (t, bits(z.ln() - ez / z))
+            })
+            .collect();
+        self.curve = Some((prompt.to_string(), c.clone()));
+        c
     }
 
     fn piece(&self, id: u32) -> String {
@@ -354,20 +384,7 @@ impl Lab for Generation {
                         ],
                     ],
                 ));
-                let curve: Vec<(f64, f64)> = (1..=40)
-                    .map(|i| {
-                        let tt = i as f64 * 0.05;
-                        let p = filter(
-                            &SamplerConfig {
-                                temperature: tt as f32,
-                                ..SamplerConfig::default()
-                            },
-                            &logits,
-                            &[],
-                        );
-                        (tt, bits(entropy(&p.probs)))
-                    })
-                    .collect();
+                let curve = self.entropy_curve(&prompt, &logits);
                 scene.push(Item::new(
                     "entropy_curve",
                     "Entropy of the real next-token distribution as T changes",

@@ -97,7 +97,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         dir: ctx.dir.clone(),
         model,
         weights: HashMap::new(),
-        table: None,
+        table: Job::default(),
         reference: Arc::new(Mutex::new(None)),
         job: Job::default(),
     }))
@@ -116,6 +116,8 @@ struct Controls {
 }
 
 type TableKey = (usize, String, bool, String, usize);
+/// Rows of the formats table and its bars.
+type FormatsTable = (Vec<Vec<String>>, Vec<Bar>);
 /// A dequantized stored matrix: rows, cols, row-major values.
 type Matrix = (usize, usize, Arc<Vec<f32>>);
 
@@ -129,7 +131,7 @@ struct Quantization {
     /// Dequantized stored matrices by (layer, matrix): rows, cols, values.
     weights: HashMap<(usize, String), Matrix>,
     /// The formats table for the last matrix and settings.
-    table: Option<(TableKey, Vec<Vec<String>>, Vec<Bar>)>,
+    table: Job<TableKey, FormatsTable>,
     /// The stored model's scores, computed once and shared with every job.
     reference: Arc<Mutex<Option<Arc<Scores>>>>,
     job: Job<(Quant, String), (Arc<Scores>, Scores)>,
@@ -341,7 +343,7 @@ impl Lab for Quantization {
     }
 
     fn busy(&self) -> bool {
-        self.job.busy()
+        self.job.busy() || self.table.busy()
     }
 
     fn scene(&mut self, step: &str, v: &Values) -> Result<Scene> {
@@ -416,6 +418,7 @@ impl Lab for Quantization {
                 let hist: Vec<(f64, f64)> = h
                     .iter()
                     .enumerate()
+                    .filter(|(_, c)| **c > 0) // empty bins have no place on a log axis
                     .map(|(i, &c)| ((-m + (i as f32 + 0.5) * width) as f64, c as f64))
                     .collect();
                 scene.push(Item::new(
@@ -518,13 +521,17 @@ impl Lab for Quantization {
                     gran.clone(),
                     group,
                 );
-                if self.table.as_ref().is_none_or(|(k, _, _)| *k != key) {
-                    let mut out: Vec<Applied> = Vec::new();
-                    for f in Quant::ALL
+                // Fourteen quantizations of the matrix: a background job with progress.
+                let work = move |p: &Progress| -> Result<FormatsTable> {
+                    let names: Vec<&str> = Quant::ALL
                         .iter()
                         .map(|q| q.name())
                         .chain(OWN.iter().copied())
-                    {
+                        .collect();
+                    let mut out: Vec<Applied> = Vec::new();
+                    for (i, f) in names.iter().enumerate() {
+                        p.check()?;
+                        p.set(i as u64, names.len() as u64, format!("quantizing to {f}"));
                         out.push(apply(&w, rows, cols, f, &gran, group)?);
                     }
                     out.sort_by(|a, b| b.bits.total_cmp(&a.bits));
@@ -535,20 +542,29 @@ impl Lab for Quantization {
                     let bars_v = out
                         .iter()
                         .map(|a| {
+                            let role = if a.name.starts_with(['Q', 'F']) {
+                                Role::Weight
+                            } else {
+                                Role::Highlight
+                            };
                             bar(
                                 format!("{} ({} b/w)", a.name, sig(a.bits)),
                                 rmse(&w, &a.deq),
-                                if a.name.starts_with(['Q', 'F']) {
-                                    Role::Weight
-                                } else {
-                                    Role::Highlight
-                                },
+                                role,
                             )
                         })
                         .collect();
-                    self.table = Some((key, rows_t, bars_v));
+                    Ok((rows_t, bars_v))
+                };
+                if let State::Running(p) = self.table.get(&key, work)? {
+                    scene.push(progress_item(
+                        "progress",
+                        "Quantizing the matrix into every format",
+                        p,
+                    ));
+                    return Ok(scene);
                 }
-                let (_, rows_t, bars_v) = self.table.as_ref().expect("just set");
+                let (rows_t, bars_v) = self.table.ready(&key).expect("ready");
                 let method = Provenance::computed(format!(
                     "candle's GGML quantizers and lav's own INT/NF4 on {title}"
                 ));

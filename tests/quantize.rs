@@ -200,4 +200,42 @@ fn the_lab_measures_the_requantized_model_against_the_stored_one() {
     let kl = cell("KL(stored ‖ this), mean over the held text (nats)", "Q8_0");
     assert!(kl > 0.0 && kl < 0.05, "{kl}");
     assert!(sc.item("greedy_quant").unwrap().provenance.is_what_if());
+
+    // The project's own schemes apply to the whole model too (computed in f32, with
+    // the bits the format would store): INT8 groups of 128 stay close, INT4 per
+    // tensor does not.
+    let run = |s: &mut lav_labs::Session, set: &[&str]| {
+        let sc = scene(s, "model", set);
+        let t = table(&sc, "consequences").clone();
+        let col = t.columns[2].clone();
+        let get = |row: &str| -> f64 { t.lookup(row, &col).unwrap().parse().unwrap() };
+        (
+            get("bits per weight (matrices, scales included)"),
+            get("KL(stored ‖ this), mean over the held text (nats)"),
+        )
+    };
+    let (bits8, kl8) = run(
+        &mut s,
+        &["model_format=INT8 sym", "granularity=group", "group=128"],
+    );
+    // 8 bits + one FP16 scale per group of 128; a 576-wide row has 5 groups (the
+    // last one short), a 1536-wide row 12.
+    let c = &model().config;
+    let (h, i, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
+    let shapes = [(960, h), (h, 576), (2 * i, h), (h, i)];
+    let (mut bits, mut n) = (0.0, 0.0);
+    for (rows, cols) in shapes
+        .iter()
+        .cycle()
+        .take(4 * c.num_layers)
+        .chain([&(v, h)])
+    {
+        let w = (rows * cols) as f64;
+        bits += w * (8.0 + 16.0 * cols.div_ceil(128) as f64 / *cols as f64);
+        n += w;
+    }
+    assert!((bits8 - bits / n).abs() < 1e-4, "{bits8} vs {}", bits / n);
+    assert!(kl8 < 0.05, "{kl8}");
+    let (bits4, kl4) = run(&mut s, &["model_format=INT4 sym", "granularity=per-tensor"]);
+    assert!(bits4 < 4.01 && kl4 > 10.0 * kl8, "{bits4} {kl4} vs {kl8}");
 }

@@ -471,3 +471,57 @@ fn lab_attention_step_json_end_to_end() {
     assert!((row0 - 1.0).abs() < 1e-5);
     assert_eq!(v["scene"]["items"][0]["provenance"]["kind"], "model");
 }
+
+#[test]
+fn llm_internals_labs_answer_json_and_text_after_their_background_work() {
+    // --json waits for the decode the step runs in the background.
+    let v = json_of(&[
+        "lab",
+        "kv-cache",
+        "--step",
+        "recompute",
+        "--set",
+        "tokens=4",
+        "--json",
+    ]);
+    let items = v["scene"]["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|i| i["primitive"].get("Progress").is_none()),
+        "{v}"
+    );
+    let check = items.iter().find(|i| i["id"] == "check").unwrap();
+    assert!(check.to_string().contains("bit for bit"), "{check}");
+    let v = json_of(&[
+        "lab",
+        "kv-cache",
+        "--step",
+        "memory",
+        "--set",
+        "preset=Llama-3-70B",
+        "--json",
+    ]);
+    assert!(v.to_string().contains("320.0 KiB"));
+    let text = stdout_of(&[
+        "lab",
+        "generation",
+        "--step",
+        "sample",
+        "--set",
+        "seed=3",
+        "--text",
+    ]);
+    assert!(
+        text.contains("re-roll check") && text.contains("The continuation"),
+        "{text}"
+    );
+    fails_with(
+        lav().args(["lab", "generation", "--set", "temperature=3"]),
+        &["temperature", "0 to 2"],
+    );
+    fails_with(
+        lav().args(["lab", "quantization", "--set", "model_format=Q9"]),
+        &["model_format", "Q4_K"],
+    );
+}

@@ -467,6 +467,42 @@ impl Llama {
         q: Quant,
         progress: impl Fn(usize, usize) -> bool + Sync,
     ) -> Result<Llama> {
+        self.map_matrices(WeightFormat::from_quant(q), progress, |l| l.requantized(q))
+    }
+
+    /// A copy whose matrices are `f(rows, cols, stored values)`, computed in f32 with
+    /// candle's GEMM: for quantization schemes lav implements outside GGML (the labs'
+    /// INT and NF4), applied to the whole model. Same progress contract as
+    /// [`Llama::requantized`].
+    pub fn with_f32_weights(
+        &self,
+        f: impl Fn(usize, usize, &[f32]) -> Vec<f32> + Sync,
+        progress: impl Fn(usize, usize) -> bool + Sync,
+    ) -> Result<Llama> {
+        self.map_matrices(WeightFormat::F32, progress, |l| {
+            let (rows, cols, w) = l.to_f32().ok_or_else(|| {
+                ModelError::Sampling(
+                    "only the stored model can be re-quantized: load it without --weights".into(),
+                )
+            })?;
+            let t = Tensor::from_vec(f(rows, cols, &w), (rows, cols), &Device::Cpu)?;
+            Ok(Linear::Candle {
+                m: QMatMul::Tensor(t),
+                dtype: GgmlDType::F32,
+                bytes: rows * cols * 4,
+                cols,
+                padded: cols,
+            })
+        })
+    }
+
+    /// Every matrix through `map`, in parallel, into a new model of `format`.
+    fn map_matrices(
+        &self,
+        format: WeightFormat,
+        progress: impl Fn(usize, usize) -> bool + Sync,
+        map: impl Fn(&Linear) -> Result<Linear> + Sync,
+    ) -> Result<Llama> {
         use rayon::prelude::*;
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let mut mats: Vec<&Linear> = Vec::with_capacity(4 * self.layers.len() + 1);
@@ -482,7 +518,7 @@ impl Llama {
                 if stop.load(Ordering::Relaxed) {
                     return Err(ModelError::Sampling("re-quantization cancelled".into()));
                 }
-                let r = l.requantized(q);
+                let r = map(l);
                 if !progress(done.fetch_add(1, Ordering::Relaxed) + 1, total) {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -505,7 +541,7 @@ impl Llama {
         let lm_head = next()?;
         Ok(Llama {
             config: self.config.clone(),
-            format: WeightFormat::from_quant(q),
+            format,
             embeddings: self.embeddings.clone(),
             layers,
             final_norm: self.final_norm.clone(),

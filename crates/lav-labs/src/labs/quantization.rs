@@ -54,7 +54,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             "Inject an outlier (×20 the largest weight)",
             false,
         ),
-        model_format: Control::choice("model_format", "Re-quantize the model to", &ggml, "Q4_K"),
+        model_format: Control::choice("model_format", "Re-quantize the model to", &all, "Q4_K"),
         prompt: Control::text("prompt", "Prompt", 300, "The capital of France is"),
         gguf: Control::text("gguf", "GGUF type name", 24, "Q4_K_M"),
     };
@@ -82,7 +82,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         },
         StepSpec {
             id: "model",
-            controls: v(&[&c.model_format, &c.prompt]),
+            controls: v(&[&c.model_format, &c.granularity, &c.group, &c.prompt]),
         },
         StepSpec {
             id: "background",
@@ -134,7 +134,7 @@ struct Quantization {
     table: Job<TableKey, FormatsTable>,
     /// The stored model's scores, computed once and shared with every job.
     reference: Arc<Mutex<Option<Arc<Scores>>>>,
-    job: Job<(Quant, String), (Arc<Scores>, Scores)>,
+    job: Job<(String, String, usize, String), (Arc<Scores>, Scores)>,
 }
 
 /// One model measured on the held text and the learner's prompt.
@@ -249,7 +249,7 @@ fn apply(
             .map(|l| l * s)
             .collect();
         return Ok(Applied {
-            name: format!("NF4, blocks of {group}"),
+            name: own_label(format, granularity, group),
             deq: qd.dequantized,
             bits: nf4_bits_per_weight(group),
             grid,
@@ -266,10 +266,7 @@ fn apply(
     let (lo, hi) = first
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-    let label = match iq.granularity {
-        Granularity::Group(g) => format!("{format}, groups of {g}"),
-        _ => format!("{format}, {granularity}"),
-    };
+    let label = own_label(format, granularity, group);
     Ok(Applied {
         name: label,
         deq: qd.dequantized,
@@ -584,8 +581,21 @@ impl Lab for Quantization {
                 ));
             }
             "model" => {
-                let q = Quant::parse(v.text(&self.c.model_format))
-                    .ok_or_else(|| LabError::Input("choose a GGML type".into()))?;
+                let fmt = v.text(&self.c.model_format).to_string();
+                let q = Quant::parse(&fmt).filter(|_| fmt.starts_with(['Q', 'F']));
+                // GGML types ignore the scale settings, so changing them reruns nothing.
+                let (gran, group) = match q {
+                    Some(_) => (String::new(), 0),
+                    None => {
+                        let (g, n, _) = self.settings(v, self.model.config.hidden_size);
+                        (g, n)
+                    }
+                };
+                let label = match q {
+                    Some(q) => q.name().to_string(),
+                    None if OWN.contains(&fmt.as_str()) => own_label(&fmt, &gran, group),
+                    None => return Err(LabError::Input(format!("unknown format `{fmt}`"))),
+                };
                 let prompt = v.text(&self.c.prompt).to_string();
                 let ids = self.tokenizer.encode(&prompt)?;
                 if ids.is_empty() {
@@ -594,12 +604,13 @@ impl Lab for Quantization {
                     ));
                 }
                 let held = self.tokenizer.encode(&heldout(&self.dir)?)?;
-                let key = (q, prompt.clone());
+                let key = (fmt.clone(), gran.clone(), group, prompt.clone());
                 let (model, reference, name) = (
                     self.model.clone(),
                     self.reference.clone(),
                     self.model_name.clone(),
                 );
+                let lbl = label.clone();
                 let work = move |p: &Progress| -> Result<(Arc<Scores>, Scores)> {
                     let cached = reference.lock().expect("reference").clone();
                     let r = match cached.filter(|r| r.label == format!("{name}|{:?}", ids)) {
@@ -614,35 +625,58 @@ impl Lab for Quantization {
                     };
                     p.check()?;
                     let total = 4 * model.layers.len() + 1;
-                    let requant = model.requantized(q, |d, t| {
+                    let tick = |d: usize, t: usize| {
                         p.set(
                             d as u64,
                             t as u64 + 1,
-                            format!("re-quantizing to {}: matrix {d} of {total}", q.name()),
+                            format!("re-quantizing to {lbl}: matrix {d} of {total}"),
                         );
                         !p.cancelled()
-                    })?;
+                    };
+                    let requant = match q {
+                        Some(q) => model.requantized(q, tick)?,
+                        None => model.with_f32_weights(
+                            |rows, cols, w| {
+                                apply(w, rows, cols, &fmt, &gran, group.min(cols))
+                                    .map(|a| a.deq)
+                                    .unwrap_or_else(|_| w.to_vec())
+                            },
+                            tick,
+                        )?,
+                    };
                     p.set(
                         total as u64,
                         total as u64 + 1,
-                        format!("scoring the {} model", q.name()),
+                        format!("scoring the {lbl} model"),
                     );
-                    let s = score(&requant, format!("{}|{:?}", q.name(), ids), &held, &ids)?;
+                    let mut s = score(&requant, format!("{lbl}|{:?}", ids), &held, &ids)?;
+                    if q.is_none() {
+                        // Computed in f32; report what the format itself would store.
+                        let (bits, params) = own_storage(&model, &fmt, &gran, group);
+                        s.bits_per_weight = bits / params;
+                        s.bytes = (bits / 8.0) as usize;
+                    }
                     Ok((r, s))
                 };
                 if let State::Running(p) = self.job.get(&key, work)? {
                     scene.push(progress_item(
                         "progress",
-                        &format!("Re-quantizing the whole model to {}", q.name()),
+                        &format!("Re-quantizing the whole model to {label}"),
                         p,
                     ));
                     return Ok(scene);
                 }
                 let (r, s) = self.job.ready(&key).expect("ready");
+                let computed_in = match q {
+                    Some(_) => "candle's quantized kernels (lav's for Q8_0 and Q4_1)".to_string(),
+                    None => format!(
+                        "f32 copies of the {label} values (candle's GEMM); bits and bytes are what {label} would store"
+                    ),
+                };
                 let vocab = self.model.config.vocab_size;
                 let what_if = Provenance::what_if(format!(
                     "every matrix re-quantized to {} on this machine; the model ships as Q4_1",
-                    q.name()
+                    label
                 ));
                 let kl_next = kl_divergence(&r.next_logits, &s.next_logits);
                 let kl_held = mean_kl(&r.heldout_logits, &s.heldout_logits, vocab);
@@ -650,10 +684,10 @@ impl Lab for Quantization {
                     "consequences",
                     &format!(
                         "Stored model vs re-quantized to {}, measured on this machine",
-                        q.name()
+                        label
                     ),
                     what_if.clone(),
-                    &["", "stored (Q4_1 + Q8_0 head)", q.name()],
+                    &["", "stored (Q4_1 + Q8_0 head)", label.as_str()],
                     vec![
                         vec![
                             "bits per weight (matrices, scales included)".into(),
@@ -679,6 +713,11 @@ impl Lab for Quantization {
                             "KL on the prompt's next token (nats)".into(),
                             "0".into(),
                             sig(kl_next),
+                        ],
+                        vec![
+                            "computed with".into(),
+                            "lav's Q4_1 and Q8_0 kernels".into(),
+                            computed_in,
                         ],
                         vec![
                             "decode speed (tokens/s)".into(),
@@ -711,7 +750,7 @@ impl Lab for Quantization {
                 ));
                 scene.push(bars(
                     "next_quant",
-                    &format!("Next token, {}", q.name()),
+                    &format!("Next token, {}", label),
                     what_if.clone(),
                     "probability",
                     top(&s.next_logits, Role::WhatIf),
@@ -728,11 +767,13 @@ impl Lab for Quantization {
                 ));
                 scene.push(text(
                     "greedy_quant",
-                    &format!("Greedy continuation, {}", q.name()),
+                    &format!("Greedy continuation, {}", label),
                     what_if,
                     format!("{prompt}{b}"),
                 ));
-                if q.block() == 256 && !self.model.config.hidden_size.is_multiple_of(256) {
+                if q.is_some_and(|q| q.block() == 256)
+                    && !self.model.config.hidden_size.is_multiple_of(256)
+                {
                     scene.push(text(
                         "padding",
                         "A note on k-quants here",
@@ -767,6 +808,48 @@ impl Lab for Quantization {
         }
         Ok(scene)
     }
+}
+
+/// How the project's own formats are named on screen.
+fn own_label(format: &str, granularity: &str, group: usize) -> String {
+    if format == "NF4" {
+        format!("NF4, blocks of {group}")
+    } else if granularity == "group" {
+        format!("{format}, groups of {group}")
+    } else {
+        format!("{format}, {granularity}")
+    }
+}
+
+/// Storage of the model's matrices in one of the project's own formats: (total bits,
+/// parameters), from each matrix's shape and the format's bits per weight.
+fn own_storage(model: &Llama, fmt: &str, gran: &str, group: usize) -> (f64, f64) {
+    let c = &model.config;
+    let (h, qd, kd, i) = (
+        c.hidden_size,
+        c.num_heads * c.head_dim,
+        c.num_kv_heads * c.head_dim,
+        c.intermediate_size,
+    );
+    let per_layer = [(qd + 2 * kd, h), (h, qd), (2 * i, h), (h, i)];
+    let shapes = per_layer
+        .iter()
+        .cycle()
+        .take(4 * c.num_layers)
+        .copied()
+        .chain([(c.vocab_size, h)]);
+    let (mut bits, mut params) = (0.0, 0.0);
+    for (rows, cols) in shapes {
+        let b = if fmt == "NF4" {
+            nf4_bits_per_weight(group.min(cols))
+        } else {
+            own(fmt, gran, group.min(cols)).map_or(32.0, |q| q.bits_per_weight(cols, rows))
+        };
+        let n = (rows * cols) as f64;
+        bits += b * n;
+        params += n;
+    }
+    (bits, params)
 }
 
 /// Explains a llama.cpp type name such as `Q4_K_M`, `Q8_0` or `F16`, part by part.

@@ -116,6 +116,8 @@ struct Controls {
 }
 
 type TableKey = (usize, String, bool, String, usize);
+/// What a whole-model run depends on: format, scale granularity, group, prompt.
+type ModelKey = (String, String, usize, String);
 /// Rows of the formats table and its bars.
 type FormatsTable = (Vec<Vec<String>>, Vec<Bar>);
 /// A dequantized stored matrix: rows, cols, row-major values.
@@ -134,7 +136,7 @@ struct Quantization {
     table: Job<TableKey, FormatsTable>,
     /// The stored model's scores, computed once and shared with every job.
     reference: Arc<Mutex<Option<Arc<Scores>>>>,
-    job: Job<(String, String, usize, String), (Arc<Scores>, Scores)>,
+    job: Job<ModelKey, (Arc<Scores>, Scores)>,
 }
 
 /// One model measured on the held text and the learner's prompt.

@@ -1,33 +1,9 @@
 //! The lab framework and the labs, on the real model: registry, lessons, scenes, and
 //! the facts each lab must get right.
 
-use lav_labs::{Registry, Session, Status, Value, open_session};
+use lav_labs::{Registry, Status, Value};
 use lav_scene::{Primitive, Provenance, Scene};
-use lav_tests::{lab_context, labs_dir};
-
-fn session(id: &str) -> Session {
-    open_session(id, &lab_context()).unwrap_or_else(|e| panic!("open {id}: {e}"))
-}
-
-fn scene_at(s: &mut Session, step: &str, set: &[&str]) -> Scene {
-    s.go_to(step).unwrap();
-    for a in set {
-        s.set_raw(a).unwrap();
-    }
-    s.scene_settled(|_| {})
-        .unwrap_or_else(|e| panic!("{step}: {e}"))
-}
-
-fn table<'a>(scene: &'a Scene, id: &str) -> &'a lav_scene::Table {
-    match &scene
-        .item(id)
-        .unwrap_or_else(|| panic!("no item {id}"))
-        .primitive
-    {
-        Primitive::Table(t) => t,
-        p => panic!("{id} is not a table: {p:?}"),
-    }
-}
+use lav_tests::{labs_dir, scene_at, session, table};
 
 fn chips(scene: &Scene, id: &str) -> Vec<String> {
     match &scene

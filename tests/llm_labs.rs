@@ -1,56 +1,9 @@
 //! The generation, kv-cache and quantization labs on the real model: the facts each
 //! must get right, checked against independent computations.
 
-use lav_labs::{Session, open_session};
-use lav_scene::{Bars, Primitive, Scene, Table};
-use lav_tests::{lab_context, model, tokenizer};
-
-fn session(id: &str) -> Session {
-    open_session(id, &lab_context()).unwrap_or_else(|e| panic!("open {id}: {e}"))
-}
-
-/// The step's scene once background work has finished.
-fn scene_at(s: &mut Session, step: &str, set: &[&str]) -> Scene {
-    s.go_to(step).unwrap();
-    for a in set {
-        s.set_raw(a).unwrap();
-    }
-    s.scene_settled(|_| {})
-        .unwrap_or_else(|e| panic!("{step}: {e}"))
-}
-
-fn table<'a>(scene: &'a Scene, id: &str) -> &'a Table {
-    match &scene
-        .item(id)
-        .unwrap_or_else(|| panic!("no item {id}"))
-        .primitive
-    {
-        Primitive::Table(t) => t,
-        p => panic!("{id} is not a table: {p:?}"),
-    }
-}
-
-fn bars<'a>(scene: &'a Scene, id: &str) -> &'a Bars {
-    match &scene
-        .item(id)
-        .unwrap_or_else(|| panic!("no item {id}"))
-        .primitive
-    {
-        Primitive::Bars(b) => b,
-        p => panic!("{id} is not bars: {p:?}"),
-    }
-}
-
-fn text(scene: &Scene, id: &str) -> String {
-    match &scene
-        .item(id)
-        .unwrap_or_else(|| panic!("no item {id}"))
-        .primitive
-    {
-        Primitive::Text(t) => t.body.clone(),
-        p => panic!("{id} is not text: {p:?}"),
-    }
-}
+use lav_labs::Session;
+use lav_scene::{Primitive, Table};
+use lav_tests::{bars, model, scene_at, session, table, text, tokenizer};
 
 const PROMPT: &str = "Once upon a time, there was a";
 

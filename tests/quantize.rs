@@ -5,8 +5,8 @@ use lav_labs::open_session;
 use lav_model::Quant;
 use lav_model::model::round_trip;
 use lav_model::score::{all_logits, perplexity};
-use lav_scene::{Primitive, Scene, Table};
-use lav_tests::{lab_context, labs_dir, model, tokenizer};
+use lav_scene::{Primitive, Table};
+use lav_tests::{lab_context, labs_dir, model, scene_at as scene, table, tokenizer};
 
 fn heldout() -> Vec<u32> {
     let text = std::fs::read_to_string(labs_dir().join("data/heldout.txt")).unwrap();
@@ -91,26 +91,6 @@ fn whole_model_perplexity_rises_from_q8_0_to_q2_k() {
         (q8 / stored - 1.0).abs() < 0.02,
         "stored {stored}, {seen:?}"
     );
-}
-
-fn table<'a>(scene: &'a Scene, id: &str) -> &'a Table {
-    match &scene
-        .item(id)
-        .unwrap_or_else(|| panic!("no item {id}"))
-        .primitive
-    {
-        Primitive::Table(t) => t,
-        p => panic!("{id} is not a table: {p:?}"),
-    }
-}
-
-fn scene(s: &mut lav_labs::Session, step: &str, set: &[&str]) -> Scene {
-    s.go_to(step).unwrap();
-    for a in set {
-        s.set_raw(a).unwrap();
-    }
-    s.scene_settled(|_| {})
-        .unwrap_or_else(|e| panic!("{step}: {e}"))
 }
 
 #[test]

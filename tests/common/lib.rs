@@ -148,3 +148,46 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// Opens lab `id` on the test models.
+pub fn session(id: &str) -> lav_labs::Session {
+    lav_labs::open_session(id, &lab_context()).unwrap_or_else(|e| panic!("open {id}: {e}"))
+}
+
+/// Goes to `step`, applies `key=value` settings, and returns the scene once any
+/// background work of the step has finished.
+pub fn scene_at(s: &mut lav_labs::Session, step: &str, set: &[&str]) -> lav_scene::Scene {
+    s.go_to(step).unwrap();
+    for a in set {
+        s.set_raw(a).unwrap();
+    }
+    s.scene_settled(|_| {})
+        .unwrap_or_else(|e| panic!("{step}: {e}"))
+}
+
+/// The scene item `id` as the primitive `$variant`, or a panic naming what it is.
+#[macro_export]
+macro_rules! item_as {
+    ($scene:expr, $id:expr, $variant:ident) => {
+        match &$scene
+            .item($id)
+            .unwrap_or_else(|| panic!("no item {}", $id))
+            .primitive
+        {
+            lav_scene::Primitive::$variant(x) => x,
+            p => panic!("{} is not a {}: {p:?}", $id, stringify!($variant)),
+        }
+    };
+}
+
+pub fn table<'a>(scene: &'a lav_scene::Scene, id: &str) -> &'a lav_scene::Table {
+    item_as!(scene, id, Table)
+}
+
+pub fn bars<'a>(scene: &'a lav_scene::Scene, id: &str) -> &'a lav_scene::Bars {
+    item_as!(scene, id, Bars)
+}
+
+pub fn text(scene: &lav_scene::Scene, id: &str) -> String {
+    item_as!(scene, id, Text).body.clone()
+}

@@ -18,18 +18,7 @@ pub struct Pass {
 
 impl Pass {
     pub fn run(model: &Llama, tok: &Tokenizer, prompt: &str) -> Result<Pass> {
-        let tokens = tok.encode(prompt)?;
-        if tokens.is_empty() {
-            return Err(LabError::Input(
-                "the prompt is empty: type a few words".into(),
-            ));
-        }
-        if tokens.len() > MAX_TOKENS {
-            return Err(LabError::Input(format!(
-                "the prompt is {} tokens; this lab shows at most {MAX_TOKENS}: shorten it",
-                tokens.len()
-            )));
-        }
+        let tokens = prompt_tokens(tok, prompt)?;
         let mut cache = model.new_cache();
         let mut capture = Capture::new();
         model.forward(&tokens, &mut cache, Logits::All, Some(&mut capture))?;
@@ -44,6 +33,24 @@ impl Pass {
             capture,
         })
     }
+}
+
+/// The learner's prompt as tokens: not empty, at most [`MAX_TOKENS`], or a one-line
+/// error that says what to do.
+pub fn prompt_tokens(tok: &Tokenizer, prompt: &str) -> Result<Vec<u32>> {
+    let tokens = tok.encode(prompt)?;
+    if tokens.is_empty() {
+        return Err(LabError::Input(
+            "the prompt is empty: type a few words".into(),
+        ));
+    }
+    if tokens.len() > MAX_TOKENS {
+        return Err(LabError::Input(format!(
+            "the prompt is {} tokens; this lab takes at most {MAX_TOKENS}: shorten it",
+            tokens.len()
+        )));
+    }
+    Ok(tokens)
 }
 
 /// A captured tensor's values, flattened in row-major order.

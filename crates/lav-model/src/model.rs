@@ -156,16 +156,20 @@ impl Quant {
 pub fn quantize_matrix(w: &[f32], rows: usize, cols: usize, q: Quant) -> Result<(QTensor, usize)> {
     let block = q.block();
     let padded = cols.div_ceil(block) * block;
-    let t = if padded == cols {
-        Tensor::from_slice(w, (rows, cols), &Device::Cpu)?
-    } else {
-        let mut p = vec![0f32; rows * padded];
-        for (dst, src) in p.chunks_exact_mut(padded).zip(w.chunks_exact(cols)) {
-            dst[..cols].copy_from_slice(src);
-        }
-        Tensor::from_vec(p, (rows, padded), &Device::Cpu)?
-    };
+    let t = Tensor::from_vec(pad_rows(w, cols, padded), (rows, padded), &Device::Cpu)?;
     Ok((QTensor::quantize(&t, q.ggml())?, padded))
+}
+
+/// Row-major rows of width `cols` copied into rows of width `padded`, zero-filled.
+fn pad_rows(x: &[f32], cols: usize, padded: usize) -> Vec<f32> {
+    if padded == cols {
+        return x.to_vec();
+    }
+    let mut p = vec![0f32; x.len() / cols * padded];
+    for (dst, src) in p.chunks_exact_mut(padded).zip(x.chunks_exact(cols)) {
+        dst[..cols].copy_from_slice(src);
+    }
+    p
 }
 
 /// `w` quantized to `q` and back: the values a re-quantized model computes with.
@@ -207,15 +211,7 @@ impl Linear {
             Linear::Candle {
                 m, cols, padded, ..
             } => {
-                let t = if padded == cols {
-                    Tensor::from_slice(x, (n, *cols), &Device::Cpu)?
-                } else {
-                    let mut p = vec![0f32; n * padded];
-                    for (dst, src) in p.chunks_exact_mut(*padded).zip(x.chunks_exact(*cols)) {
-                        dst[..*cols].copy_from_slice(src);
-                    }
-                    Tensor::from_vec(p, (n, *padded), &Device::Cpu)?
-                };
+                let t = Tensor::from_vec(pad_rows(x, *cols, *padded), (n, *padded), &Device::Cpu)?;
                 m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?
             }
         })

@@ -6,7 +6,7 @@
 use super::Context;
 use crate::bpe::show_bytes;
 use crate::control::{Control, Values};
-use crate::error::{LabError, Result};
+use crate::error::Result;
 use crate::items::{bar, bars, chip, sig, strip, table, text};
 use crate::job::{Job, State, progress_item};
 use crate::lab::{Lab, StepSpec};
@@ -182,20 +182,7 @@ impl Generation {
     }
 
     fn prompt_tokens(&self, prompt: &str) -> Result<Vec<u32>> {
-        let ids = self.tokenizer.encode(prompt)?;
-        if ids.is_empty() {
-            return Err(LabError::Input(
-                "the prompt is empty: type a few words".into(),
-            ));
-        }
-        if ids.len() > crate::pass::MAX_TOKENS {
-            return Err(LabError::Input(format!(
-                "the prompt is {} tokens; this lab takes at most {}: shorten it",
-                ids.len(),
-                crate::pass::MAX_TOKENS
-            )));
-        }
-        Ok(ids)
+        crate::pass::prompt_tokens(&self.tokenizer, prompt)
     }
 
     /// The prompt's next-token logits, recomputed only for a new prompt.

@@ -7,7 +7,7 @@
 use super::Context;
 use crate::bpe::show_bytes;
 use crate::control::{Control, Values};
-use crate::error::{LabError, Result};
+use crate::error::Result;
 use crate::hardware::{Gpu, ModelConfig, kv_bytes};
 use crate::items::{bar, bars, sig, table, text};
 use crate::job::{Job, Progress, State, progress_item};
@@ -309,20 +309,7 @@ impl KvLab {
     }
 
     fn prompt_tokens(&self, prompt: &str) -> Result<Vec<u32>> {
-        let ids = self.tokenizer.encode(prompt)?;
-        if ids.is_empty() {
-            return Err(LabError::Input(
-                "the prompt is empty: type a few words".into(),
-            ));
-        }
-        if ids.len() > crate::pass::MAX_TOKENS {
-            return Err(LabError::Input(format!(
-                "the prompt is {} tokens; this lab takes at most {}: shorten it",
-                ids.len(),
-                crate::pass::MAX_TOKENS
-            )));
-        }
-        Ok(ids)
+        crate::pass::prompt_tokens(&self.tokenizer, prompt)
     }
 
     /// The calculator's shape from the preset and sliders, with notes on any value

@@ -94,6 +94,28 @@ fn keys_change_steps_and_controls() {
 }
 
 #[test]
+fn background_work_shows_a_gauge_then_its_result() {
+    let mut s = open_session("generation", &lab_context()).unwrap();
+    s.go_to("sample").unwrap();
+    s.set_raw("seed=11").unwrap();
+    let mut app = App::new(s);
+    // The step answers at once with progress while the model generates.
+    assert!(app.session.busy());
+    let first = frame_text(&app);
+    assert!(first.contains("Running the model"), "{first}");
+    let t = std::time::Instant::now();
+    while app.tick() {
+        assert!(t.elapsed().as_secs() < 60, "generation never finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let done = frame_text(&app);
+    assert!(
+        done.contains("The continuation") && !done.contains("Running the model"),
+        "{done}"
+    );
+}
+
+#[test]
 #[ignore = "prints a frame for a human to look at"]
 fn print_frames() {
     let id = std::env::var("LAB").unwrap_or_else(|_| "tokenization".into());

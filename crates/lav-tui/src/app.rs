@@ -52,6 +52,15 @@ impl App {
         self.scene.as_ref().map_err(String::as_str)
     }
 
+    /// Redraws a step whose work runs in the background: asks the lab again while it
+    /// is busy. Returns whether it still is.
+    pub fn tick(&mut self) -> bool {
+        if self.session.busy() {
+            self.refresh();
+        }
+        self.session.busy()
+    }
+
     fn refresh(&mut self) {
         self.scene = self.session.scene().map_err(|e| e.to_string());
         let n = self.session.step().controls.len();
@@ -281,7 +290,7 @@ pub fn run(session: Session) -> std::io::Result<()> {
             // While the lab computes in the background, redraw its progress; otherwise
             // wait for a key.
             if app.session.busy() && !event::poll(std::time::Duration::from_millis(150))? {
-                app.refresh();
+                app.tick();
                 continue;
             }
             if let Event::Key(k) = event::read()?

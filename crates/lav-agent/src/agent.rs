@@ -1,0 +1,273 @@
+//! The loop, its state and its stop conditions.
+
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("the language model failed: {0}")]
+    Llm(String),
+    #[error("cannot record the run to {path}: {reason}")]
+    Record { path: String, reason: String },
+    #[error("cannot replay {path}: {reason}")]
+    Replay { path: String, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, AgentError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// One tool invocation the model asked for. `arguments` is whatever the model wrote;
+/// the tool checks it and answers with an error result if it is malformed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+/// What a tool returned. An error is a result the model sees, not a crash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolResult {
+    pub content: String,
+    pub is_error: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a tool message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
+}
+
+impl Message {
+    pub fn new(role: Role, content: impl Into<String>) -> Message {
+        Message {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            is_error: false,
+        }
+    }
+}
+
+/// A tool as the model is told about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub input_schema: serde_json::Value,
+}
+
+/// Tokens one model call read and wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// The model's move for one tick.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    /// A final answer: the turn ends.
+    Final { text: String, usage: Usage },
+    /// Tools to call (several may run in the same tick), with any text said alongside.
+    Calls {
+        text: String,
+        calls: Vec<ToolCall>,
+        usage: Usage,
+    },
+}
+
+impl Reply {
+    pub fn usage(&self) -> Usage {
+        match self {
+            Reply::Final { usage, .. } | Reply::Calls { usage, .. } => *usage,
+        }
+    }
+}
+
+/// A language model backend: the local model with constrained decoding, an
+/// OpenAI-compatible endpoint, or a scripted policy.
+pub trait Llm {
+    /// Its name, for the record and for telemetry (`chat <model>`).
+    fn name(&self) -> String;
+    fn next(&mut self, state: &State, tools: &[ToolSpec]) -> Result<Reply>;
+}
+
+/// The tools the agent holds.
+pub trait Tools {
+    fn list(&self) -> Vec<ToolSpec>;
+    fn call(&mut self, call: &ToolCall) -> ToolResult;
+}
+
+/// Everything the agent knows, serializable so a lab can show it mutate tick by tick
+/// and a run can be saved and resumed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub transcript: Vec<Message>,
+    /// State outside the conversation (a plan, a scratchpad, counters) that tools
+    /// and labs may read and write.
+    pub external: serde_json::Value,
+    pub ticks: usize,
+    pub usage: Usage,
+}
+
+impl State {
+    pub fn new(system: &str, user: &str) -> State {
+        State {
+            transcript: vec![
+                Message::new(Role::System, system),
+                Message::new(Role::User, user),
+            ],
+            external: serde_json::Value::Null,
+            ticks: 0,
+            usage: Usage::default(),
+        }
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.usage.input_tokens + self.usage.output_tokens
+    }
+}
+
+/// When a run must stop even if the model would go on.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_ticks: usize,
+    /// Input plus output tokens over the whole run.
+    pub token_budget: u64,
+    #[serde(with = "opt_secs")]
+    pub deadline: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ticks: 8,
+            token_budget: 20_000,
+            deadline: None,
+        }
+    }
+}
+
+mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.map(Duration::from_secs_f64))
+    }
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    EndOfTurn,
+    StepCap,
+    TokenBudget,
+    Deadline,
+}
+
+/// A finished run: the final state, why it stopped, and the answer if there was one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub state: State,
+    pub stop: Stop,
+    pub answer: Option<String>,
+}
+
+/// Observes a run as it happens (the recorder, telemetry, a lab's live view).
+pub trait Observer {
+    fn reply(&mut self, _tick: usize, _model: &str, _reply: &Reply, _seconds: f64) {}
+    fn tool(&mut self, _tick: usize, _call: &ToolCall, _result: &ToolResult, _seconds: f64) {}
+    fn stop(&mut self, _run: &Run) {}
+}
+
+impl Observer for () {}
+
+/// Runs the loop from `state` until a stop condition holds.
+pub fn run(
+    llm: &mut dyn Llm,
+    tools: &mut dyn Tools,
+    mut state: State,
+    limits: Limits,
+    observer: &mut dyn Observer,
+) -> Result<Run> {
+    let start = Instant::now();
+    let specs = tools.list();
+    let model = llm.name();
+    let finish = |state: State, stop, answer, observer: &mut dyn Observer| {
+        let r = Run {
+            state,
+            stop,
+            answer,
+        };
+        observer.stop(&r);
+        Ok(r)
+    };
+    loop {
+        if state.ticks >= limits.max_ticks {
+            return finish(state, Stop::StepCap, None, observer);
+        }
+        if state.tokens() >= limits.token_budget {
+            return finish(state, Stop::TokenBudget, None, observer);
+        }
+        if limits.deadline.is_some_and(|d| start.elapsed() >= d) {
+            return finish(state, Stop::Deadline, None, observer);
+        }
+        state.ticks += 1;
+        let tick = state.ticks;
+        let t = Instant::now();
+        let reply = llm.next(&state, &specs)?;
+        observer.reply(tick, &model, &reply, t.elapsed().as_secs_f64());
+        let u = reply.usage();
+        state.usage.input_tokens += u.input_tokens;
+        state.usage.output_tokens += u.output_tokens;
+        match reply {
+            Reply::Final { text, .. } => {
+                state
+                    .transcript
+                    .push(Message::new(Role::Assistant, text.clone()));
+                return finish(state, Stop::EndOfTurn, Some(text), observer);
+            }
+            Reply::Calls { text, calls, .. } => {
+                let mut m = Message::new(Role::Assistant, text);
+                m.tool_calls = calls.clone();
+                state.transcript.push(m);
+                for call in &calls {
+                    let t = Instant::now();
+                    let result = tools.call(call);
+                    observer.tool(tick, call, &result, t.elapsed().as_secs_f64());
+                    let mut m = Message::new(Role::Tool, result.content.clone());
+                    m.tool_call_id = Some(call.id.clone());
+                    m.is_error = result.is_error;
+                    state.transcript.push(m);
+                }
+            }
+        }
+    }
+}

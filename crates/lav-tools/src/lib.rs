@@ -1,0 +1,10 @@
+//! `lav-tools`: the tools lav's agents hold. Each is plain Rust behind
+//! [`lav_agent::Tools`]; the MCP servers (in progress, issue 7) expose the same
+//! functions over rmcp.
+//!
+//! May depend on `lav-agent` (for the tool types) and small utility crates; never on
+//! the model runtime or a renderer.
+
+pub mod files;
+
+pub use files::FileReader;

@@ -5,6 +5,8 @@
 //! May depend on `lav-agent` (for the tool types) and small utility crates; never on
 //! the model runtime or a renderer.
 
+pub mod calc;
 pub mod files;
 
+pub use calc::Calculator;
 pub use files::FileReader;

@@ -1,0 +1,57 @@
+//! The calculator computes in floats and refuses what is not arithmetic.
+
+use lav_agent::{ToolCall, Tools};
+use lav_tools::Calculator;
+use serde_json::json;
+
+#[test]
+fn arithmetic_in_floats() {
+    for (e, want) in [
+        ("7/2", 3.5),
+        ("(2 + 3) * 4.5", 22.5),
+        ("2^10", 1024.0),
+        ("-3 + 1", -2.0),
+        ("sqrt(16) + abs(-2)", 6.0),
+        ("0.9^10", 0.9f64.powi(10)),
+    ] {
+        let v = Calculator::evaluate(e).unwrap();
+        assert!((v - want).abs() < 1e-12, "{e}: {v}");
+    }
+}
+
+#[test]
+fn non_arithmetic_comes_back_as_error_results() {
+    let mut c = Calculator;
+    let call = |name: &str, args| ToolCall {
+        id: "1".into(),
+        name: name.into(),
+        arguments: args,
+    };
+    let ok = c.call(&call("calculate", json!({"expression": "6*7"})));
+    assert_eq!((ok.content.as_str(), ok.is_error), ("42", false));
+    for (name, args, why) in [
+        ("calculate", json!({"expression": "1/0"}), "no finite value"),
+        (
+            "calculate",
+            json!({"expression": "x + 1"}),
+            "cannot evaluate",
+        ),
+        ("calculate", json!({"expression": "2 +"}), "cannot evaluate"),
+        ("calculate", json!({"expression": ""}), "give an expression"),
+        (
+            "calculate",
+            json!({"expression": "1+".repeat(150)}),
+            "over 200 characters",
+        ),
+        ("calculate", json!({"expr": "1"}), "needs a string argument"),
+        ("calc", json!({"expression": "1"}), "no tool named calc"),
+    ] {
+        let r = c.call(&call(name, args));
+        assert!(
+            r.is_error && r.content.contains(why),
+            "{name}: {}",
+            r.content
+        );
+        assert!(!r.content.contains('\n'), "one line: {}", r.content);
+    }
+}

@@ -271,3 +271,35 @@ pub fn run(
         }
     }
 }
+
+/// Several tool sets held at once: `list` joins them, `call` routes by name.
+#[derive(Default)]
+pub struct Toolbox {
+    pub sets: Vec<Box<dyn Tools>>,
+}
+
+impl Toolbox {
+    pub fn with(mut self, t: impl Tools + 'static) -> Self {
+        self.sets.push(Box::new(t));
+        self
+    }
+}
+
+impl Tools for Toolbox {
+    fn list(&self) -> Vec<ToolSpec> {
+        self.sets.iter().flat_map(|t| t.list()).collect()
+    }
+
+    fn call(&mut self, call: &ToolCall) -> ToolResult {
+        for t in &mut self.sets {
+            if t.list().iter().any(|s| s.name == call.name) {
+                return t.call(call);
+            }
+        }
+        let names: Vec<String> = self.list().into_iter().map(|s| s.name).collect();
+        ToolResult {
+            content: format!("no tool named {}; tools: {}", call.name, names.join(", ")),
+            is_error: true,
+        }
+    }
+}

@@ -11,12 +11,14 @@
 //! plug in through the [`Llm`] and [`Tools`] traits from crates above this one.
 
 pub mod agent;
+pub mod guard;
 pub mod record;
 pub mod scripted;
 
 pub use agent::{
     AgentError, Limits, Llm, Message, Observer, Reply, Role, Run, State, Stop, ToolCall,
-    ToolResult, ToolSpec, Tools, Usage, run,
+    ToolResult, ToolSpec, Toolbox, Tools, Usage, run,
 };
+pub use guard::{Capability, Guarded, Refusal};
 pub use record::{Event, Recorder, Replay};
 pub use scripted::ScriptedPolicy;

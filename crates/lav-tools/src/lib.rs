@@ -7,6 +7,8 @@
 
 pub mod calc;
 pub mod files;
+pub mod sink;
 
 pub use calc::Calculator;
 pub use files::FileReader;
+pub use sink::{Attempt, Sink};

@@ -7,6 +7,7 @@
 
 pub mod calc;
 pub mod files;
+pub mod retrieval;
 pub mod sink;
 
 pub use calc::Calculator;

@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod guard;
+pub mod openai;
 pub mod record;
 pub mod scripted;
 
@@ -20,5 +21,6 @@ pub use agent::{
     ToolResult, ToolSpec, Toolbox, Tools, Usage, run,
 };
 pub use guard::{Capability, Guarded, Refusal};
+pub use openai::OpenAiCompatible;
 pub use record::{Event, Recorder, Replay};
 pub use scripted::ScriptedPolicy;

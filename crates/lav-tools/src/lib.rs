@@ -7,9 +7,11 @@
 
 pub mod calc;
 pub mod files;
+pub mod orders;
 pub mod retrieval;
 pub mod sink;
 
 pub use calc::Calculator;
 pub use files::FileReader;
+pub use orders::{Order, Orders};
 pub use sink::{Attempt, Sink};

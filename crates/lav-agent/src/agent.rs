@@ -41,6 +41,26 @@ pub struct ToolResult {
     pub is_error: bool,
 }
 
+impl ToolResult {
+    /// A tool's outcome as the model sees it: `Err` becomes an `is_error` result.
+    pub fn from_result(r: std::result::Result<String, String>) -> ToolResult {
+        match r {
+            Ok(content) => ToolResult {
+                content,
+                is_error: false,
+            },
+            Err(content) => ToolResult {
+                content,
+                is_error: true,
+            },
+        }
+    }
+
+    pub fn error(content: impl Into<String>) -> ToolResult {
+        ToolResult::from_result(Err(content.into()))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,

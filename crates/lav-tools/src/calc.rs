@@ -57,15 +57,6 @@ impl Tools for Calculator {
             ("calculate", None) => Err("calculate needs a string argument `expression`".into()),
             (other, _) => Err(format!("no tool named {other}; this server has calculate")),
         };
-        match r {
-            Ok(content) => ToolResult {
-                content,
-                is_error: false,
-            },
-            Err(content) => ToolResult {
-                content,
-                is_error: true,
-            },
-        }
+        ToolResult::from_result(r)
     }
 }

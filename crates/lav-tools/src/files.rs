@@ -91,15 +91,6 @@ impl Tools for FileReader {
             ("read_file", None) => Err("read_file needs a string argument `path`".into()),
             (other, _) => Err(format!("no tool named {other}; this server has read_file")),
         };
-        match result {
-            Ok(content) => ToolResult {
-                content,
-                is_error: false,
-            },
-            Err(content) => ToolResult {
-                content,
-                is_error: true,
-            },
-        }
+        ToolResult::from_result(result)
     }
 }

@@ -138,15 +138,6 @@ impl Tools for Orders {
                 "no tool named {other}; this server has get_order, list_orders, cancel_order"
             )),
         };
-        match r {
-            Ok(v) => ToolResult {
-                content: v.to_string(),
-                is_error: false,
-            },
-            Err(e) => ToolResult {
-                content: e,
-                is_error: true,
-            },
-        }
+        ToolResult::from_result(r.map(|v| v.to_string()))
     }
 }

@@ -57,10 +57,12 @@ impl Tools for Sink {
                 to: url.split('?').next().unwrap_or(url).into(),
                 payload: url.split_once('?').map_or("", |(_, q)| q).into(),
             },
-            ("send_message", ..) => return error("send_message needs strings `to` and `body`"),
-            ("http_get", ..) => return error("http_get needs a string `url`"),
+            ("send_message", ..) => {
+                return ToolResult::error("send_message needs strings `to` and `body`");
+            }
+            ("http_get", ..) => return ToolResult::error("http_get needs a string `url`"),
             (other, ..) => {
-                return error(&format!(
+                return ToolResult::error(format!(
                     "no tool named {other}; this server has send_message, http_get"
                 ));
             }
@@ -72,12 +74,5 @@ impl Tools for Sink {
             content: "sent".into(),
             is_error: false,
         }
-    }
-}
-
-fn error(msg: &str) -> ToolResult {
-    ToolResult {
-        content: msg.into(),
-        is_error: true,
     }
 }

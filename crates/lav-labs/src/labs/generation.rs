@@ -314,7 +314,7 @@ impl Lab for Generation {
         match step {
             "temperature" => {
                 let (ids, logits) = self.next_logits(&prompt)?;
-                scene.push(self.prompt_strip(&ids, None));
+                scene.push(self.prompt_strip(&ids));
                 let raw = filter(
                     &SamplerConfig {
                         temperature: 1.0,
@@ -400,7 +400,7 @@ impl Lab for Generation {
             }
             "filters" => {
                 let (ids, logits) = self.next_logits(&prompt)?;
-                scene.push(self.prompt_strip(&ids, None));
+                scene.push(self.prompt_strip(&ids));
                 let f = filter(&config, &logits, &ids);
                 let k = config.top_k.map_or("all".to_string(), |k| k.to_string());
                 let stages = [
@@ -674,7 +674,7 @@ impl Generation {
             .collect()
     }
 
-    fn prompt_strip(&self, ids: &[u32], _pick: Option<u32>) -> Item {
+    fn prompt_strip(&self, ids: &[u32]) -> Item {
         strip(
             "prompt",
             "The prompt, as tokens",

@@ -374,6 +374,16 @@ impl KvLab {
     }
 }
 
+/// A table row: a measurement's best, median and worst, divided by `unit`.
+fn spread(label: &str, s: &lav_model::machine::Spread, unit: f64) -> Vec<String> {
+    vec![
+        label.to_string(),
+        sig(s.best / unit),
+        sig(s.median / unit),
+        sig(s.worst / unit),
+    ]
+}
+
 fn attention_kind(heads: usize, kv: usize) -> String {
     if kv == heads {
         "MHA".into()
@@ -927,30 +937,22 @@ impl Lab for KvLab {
                     Provenance::engine("measured on this machine".to_string()),
                     &["", "best", "median", "worst"],
                     vec![
-                        vec![
-                            "memory bandwidth, streaming read (GB/s)".into(),
-                            sig(bw / 1e9),
-                            sig(m.read_bytes_s.median / 1e9),
-                            sig(m.read_bytes_s.worst / 1e9),
-                        ],
-                        vec![
-                            "memory bandwidth, triad (GB/s)".into(),
-                            sig(m.bandwidth_bytes_s.best / 1e9),
-                            sig(m.bandwidth_bytes_s.median / 1e9),
-                            sig(m.bandwidth_bytes_s.worst / 1e9),
-                        ],
-                        vec![
-                            format!("f32 matmul, {} threads (GFLOP/s)", lav_model::threads()),
-                            sig(peak / 1e9),
-                            sig(m.peak_flops.median / 1e9),
-                            sig(m.peak_flops.worst / 1e9),
-                        ],
-                        vec![
-                            "f32 matmul, 1 thread (GFLOP/s)".into(),
-                            sig(m.peak_flops_one_thread.best / 1e9),
-                            sig(m.peak_flops_one_thread.median / 1e9),
-                            sig(m.peak_flops_one_thread.worst / 1e9),
-                        ],
+                        spread(
+                            "memory bandwidth, streaming read (GB/s)",
+                            &m.read_bytes_s,
+                            1e9,
+                        ),
+                        spread("memory bandwidth, triad (GB/s)", &m.bandwidth_bytes_s, 1e9),
+                        spread(
+                            &format!("f32 matmul, {} threads (GFLOP/s)", lav_model::threads()),
+                            &m.peak_flops,
+                            1e9,
+                        ),
+                        spread(
+                            "f32 matmul, 1 thread (GFLOP/s)",
+                            &m.peak_flops_one_thread,
+                            1e9,
+                        ),
                         vec![
                             "SIMD".into(),
                             m.simd.join(", "),

@@ -89,11 +89,13 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             controls: v(&[&c.gguf]),
         },
     ];
+    let tokenizer = ctx.loader.tokenizer()?;
     Ok(Box::new(Quantization {
         steps,
         c,
-        tokenizer: ctx.loader.tokenizer()?,
         model_name: ctx.loader.model_name(),
+        held: tokenizer.encode(&heldout(&ctx.dir)?)?,
+        tokenizer,
         dir: ctx.dir.clone(),
         model,
         weights: HashMap::new(),
@@ -120,8 +122,8 @@ type TableKey = (usize, String, bool, String, usize);
 type ModelKey = (String, String, usize, String);
 /// Rows of the formats table and its bars.
 type FormatsTable = (Vec<Vec<String>>, Vec<Bar>);
-/// A dequantized stored matrix: rows, cols, row-major values.
-type Matrix = (usize, usize, Arc<Vec<f32>>);
+/// A dequantized stored matrix: rows, cols, row-major values, its stored GGML type.
+type Matrix = (usize, usize, Arc<Vec<f32>>, &'static str);
 
 struct Quantization {
     steps: Vec<StepSpec>,
@@ -130,6 +132,8 @@ struct Quantization {
     tokenizer: Arc<Tokenizer>,
     model_name: String,
     dir: PathBuf,
+    /// The held text perplexity is measured on, as tokens (read once).
+    held: Vec<u32>,
     /// Dequantized stored matrices by (layer, matrix): rows, cols, values.
     weights: HashMap<(usize, String), Matrix>,
     /// The formats table for the last matrix and settings.
@@ -307,10 +311,10 @@ impl Quantization {
             let (_, cols, all) = lin.to_f32().expect("checked at open");
             let rows = range.len();
             let w = all[range.start * cols..range.end * cols].to_vec();
-            self.weights.insert(key.clone(), (rows, cols, Arc::new(w)));
+            self.weights
+                .insert(key.clone(), (rows, cols, Arc::new(w), lin.storage().0));
         }
-        let (rows, cols, w) = self.weights[&key].clone();
-        let stored = self.model.layers[layer].wqkv.storage().0;
+        let (rows, cols, w, stored) = self.weights[&key].clone();
         let title = format!("layer {layer}, {name} ({rows} × {cols}, stored {stored})");
         if v.flag(&self.c.outlier) {
             let mut w2 = (*w).clone();
@@ -605,7 +609,7 @@ impl Lab for Quantization {
                         "the prompt is empty: type a few words".into(),
                     ));
                 }
-                let held = self.tokenizer.encode(&heldout(&self.dir)?)?;
+                let held = self.held.clone();
                 let key = (fmt.clone(), gran.clone(), group, prompt.clone());
                 let (model, reference, name) = (
                     self.model.clone(),

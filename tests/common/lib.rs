@@ -191,3 +191,44 @@ pub fn bars<'a>(scene: &'a lav_scene::Scene, id: &str) -> &'a lav_scene::Bars {
 pub fn text(scene: &lav_scene::Scene, id: &str) -> String {
     item_as!(scene, id, Text).body.clone()
 }
+
+/// The Python packages the interoperability tests drive lav with: the official MCP
+/// SDK and an OTLP receiver. Pinned, so a new release cannot change what is tested.
+pub const PYTHON_TEST_PACKAGES: &[&str] = &["mcp==2.3.0", "oteltap==1.0.0"];
+
+/// A `python3` command with [`PYTHON_TEST_PACKAGES`] importable, installed on first use
+/// with pip into lav's cache (`--target`, so no virtual environment or system site is
+/// touched), like the models.
+pub fn python() -> std::process::Command {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = lav_store::lav_home().join("python-test-1");
+        let ok = dir.join(".installed");
+        let want = PYTHON_TEST_PACKAGES.join(" ");
+        if std::fs::read_to_string(&ok).ok().as_deref() != Some(want.as_str()) {
+            let status = std::process::Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(["--no-input", "--upgrade", "--target"])
+                .arg(&dir)
+                .args(PYTHON_TEST_PACKAGES)
+                .status()
+                .expect("python3 -m pip (install python3-pip)");
+            assert!(
+                status.success(),
+                "pip install {want} into {}",
+                dir.display()
+            );
+            std::fs::write(&ok, &want).expect("mark the test packages installed");
+        }
+        dir
+    });
+    let mut c = std::process::Command::new("python3");
+    c.env("PYTHONPATH", dir).env("PYTHONDONTWRITEBYTECODE", "1");
+    c
+}

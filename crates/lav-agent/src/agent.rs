@@ -295,11 +295,11 @@ pub fn run(
 /// Several tool sets held at once: `list` joins them, `call` routes by name.
 #[derive(Default)]
 pub struct Toolbox {
-    pub sets: Vec<Box<dyn Tools>>,
+    pub sets: Vec<Box<dyn Tools + Send>>,
 }
 
 impl Toolbox {
-    pub fn with(mut self, t: impl Tools + 'static) -> Self {
+    pub fn with(mut self, t: impl Tools + Send + 'static) -> Self {
         self.sets.push(Box::new(t));
         self
     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod lab_cmd;
+mod mcp_cmd;
 mod resolve;
 
 use anyhow::{Context, Result, bail};
@@ -93,6 +94,8 @@ enum Command {
     },
     /// Open a lab: a step's explanation and its live scene.
     Lab(lab_cmd::LabArgs),
+    /// Serve lav's tools and labs to MCP clients.
+    Mcp(mcp_cmd::McpArgs),
 }
 
 #[derive(Args)]
@@ -325,6 +328,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::run(&g, format, a),
         Command::Labs { json } => lab_cmd::labs(json),
         Command::Lab(a) => lab_cmd::lab(&g, format, a),
+        Command::Mcp(a) => mcp_cmd::mcp(&g, format, a),
     }
 }
 

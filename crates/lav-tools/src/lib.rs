@@ -15,3 +15,19 @@ pub use calc::Calculator;
 pub use files::FileReader;
 pub use orders::{Order, Orders};
 pub use sink::{Attempt, Sink};
+
+use lav_agent::Toolbox;
+use std::path::Path;
+
+/// The tools `lav mcp serve` exposes and the labs' agents hold by default: the
+/// calculator, a file reader confined to `root`, the orders database and the
+/// exfiltration sink (whose log `sink` shares).
+pub fn builtin(root: &Path, sink: Sink) -> Result<Toolbox, String> {
+    let files = FileReader::new(root)
+        .map_err(|e| format!("the file reader's folder {}: {e}", root.display()))?;
+    Ok(Toolbox::default()
+        .with(Calculator)
+        .with(files)
+        .with(Orders::seeded()?)
+        .with(sink))
+}

@@ -43,11 +43,18 @@ pub fn mcp(g: &Global, format: WeightFormat, a: McpArgs) -> Result<()> {
         } => {
             let labs = lav_labs::labs_dir()?;
             let root = root.unwrap_or_else(|| labs.clone());
-            let mut tools = lav_tools::builtin(&root, lav_tools::Sink::default())
+            let loader = Arc::new(CliLoader::new(g, format));
+            let docs = lav_tools::DocsSearch::new(
+                &lav_tools::corpus::load(&labs).map_err(anyhow::Error::msg)?,
+                lav_tools::docs::DEFAULT_CHUNKING,
+                Some(embed_fn(loader.clone())),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let mut tools = lav_tools::builtin(docs, &root, lav_tools::Sink::default())
                 .map_err(anyhow::Error::msg)?;
             if !no_labs {
                 tools = tools.with(LabTools {
-                    loader: Arc::new(CliLoader::new(g, format)),
+                    loader,
                     registry: Registry::load(&labs)?,
                 });
             }
@@ -62,6 +69,16 @@ pub fn mcp(g: &Global, format: WeightFormat, a: McpArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// MiniLM through the CLI's loader: loaded (and fetched if need be) on the first dense
+/// search, not at start.
+pub fn embed_fn(loader: Arc<CliLoader>) -> Arc<lav_tools::retrieval::EmbedFn> {
+    use lav_labs::Loader;
+    Arc::new(move |t: &str| {
+        let e = loader.embedder().map_err(|e| e.to_string())?;
+        e.embed(t).map_err(|e| e.to_string())
+    })
 }
 
 /// The labs as tools: list them, and view any step with any controls set, as the

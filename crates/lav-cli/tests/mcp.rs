@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 const LAV: &str = env!("CARGO_BIN_EXE_lav");
 
 const TOOLS: &[&str] = &[
+    "search_docs",
     "calculate",
     "read_file",
     "get_order",

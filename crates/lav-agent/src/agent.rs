@@ -129,6 +129,11 @@ impl Reply {
 pub trait Llm {
     /// Its name, for the record and for telemetry (`chat <model>`).
     fn name(&self) -> String;
+    /// Who serves it, for telemetry's `gen_ai.provider.name` ("lav" for the local
+    /// model and scripted policies, "openai" for an OpenAI-compatible endpoint).
+    fn provider(&self) -> &'static str {
+        "lav"
+    }
     fn next(&mut self, state: &State, tools: &[ToolSpec]) -> Result<Reply>;
 }
 
@@ -249,22 +254,94 @@ pub fn run(
         observer.stop(&r);
         Ok(r)
     };
+    // One `invoke_agent` span per run; inside it a `chat <model>` span per model call
+    // and an `execute_tool <name>` span per tool call (OpenTelemetry's GenAI
+    // conventions). Without a subscriber these cost almost nothing.
+    let agent = tracing::info_span!(
+        "invoke_agent",
+        otel.name = "invoke_agent",
+        gen_ai.operation.name = "invoke_agent",
+        gen_ai.provider.name = llm.provider(),
+        gen_ai.request.model = model.as_str(),
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        lav.ticks = tracing::field::Empty,
+        lav.stop = tracing::field::Empty,
+    );
+    // OpenTelemetry integers are signed 64-bit: tracing-opentelemetry would send a
+    // u64 as a string, so counts are recorded as i64.
+    let _in_agent = agent.enter();
+    let out = run_ticks(
+        llm, tools, &mut state, limits, observer, &specs, &model, start,
+    );
+    agent.record("gen_ai.usage.input_tokens", state.usage.input_tokens as i64);
+    agent.record(
+        "gen_ai.usage.output_tokens",
+        state.usage.output_tokens as i64,
+    );
+    agent.record("lav.ticks", state.ticks as i64);
+    let (stop, answer) = out?;
+    agent.record("lav.stop", format!("{stop:?}").as_str());
+    finish(state, stop, answer, observer)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_ticks(
+    llm: &mut dyn Llm,
+    tools: &mut dyn Tools,
+    state: &mut State,
+    limits: Limits,
+    observer: &mut dyn Observer,
+    specs: &[ToolSpec],
+    model: &str,
+    start: Instant,
+) -> Result<(Stop, Option<String>)> {
     loop {
         if state.ticks >= limits.max_ticks {
-            return finish(state, Stop::StepCap, None, observer);
+            return Ok((Stop::StepCap, None));
         }
         if state.tokens() >= limits.token_budget {
-            return finish(state, Stop::TokenBudget, None, observer);
+            return Ok((Stop::TokenBudget, None));
         }
         if limits.deadline.is_some_and(|d| start.elapsed() >= d) {
-            return finish(state, Stop::Deadline, None, observer);
+            return Ok((Stop::Deadline, None));
         }
         state.ticks += 1;
         let tick = state.ticks;
         let t = Instant::now();
-        let reply = llm.next(&state, &specs)?;
-        observer.reply(tick, &model, &reply, t.elapsed().as_secs_f64());
+        let chat = tracing::info_span!(
+            "chat",
+            otel.name = format!("chat {model}"),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = llm.provider(),
+            gen_ai.request.model = model,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            lav.tick = tick as i64,
+        );
+        let reply = chat.in_scope(|| llm.next(state, specs));
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                chat.record("otel.status_code", "error");
+                return Err(e);
+            }
+        };
         let u = reply.usage();
+        chat.record("gen_ai.usage.input_tokens", u.input_tokens as i64);
+        chat.record("gen_ai.usage.output_tokens", u.output_tokens as i64);
+        chat.record(
+            "gen_ai.response.finish_reasons",
+            match &reply {
+                Reply::Final { .. } => "stop",
+                Reply::Calls { .. } => "tool_calls",
+            },
+        );
+        drop(chat);
+        observer.reply(tick, model, &reply, t.elapsed().as_secs_f64());
         state.usage.input_tokens += u.input_tokens;
         state.usage.output_tokens += u.output_tokens;
         match reply {
@@ -272,7 +349,7 @@ pub fn run(
                 state
                     .transcript
                     .push(Message::new(Role::Assistant, text.clone()));
-                return finish(state, Stop::EndOfTurn, Some(text), observer);
+                return Ok((Stop::EndOfTurn, Some(text)));
             }
             Reply::Calls { text, calls, .. } => {
                 let mut m = Message::new(Role::Assistant, text);
@@ -280,7 +357,25 @@ pub fn run(
                 state.transcript.push(m);
                 for call in &calls {
                     let t = Instant::now();
-                    let result = tools.call(call);
+                    let span = tracing::info_span!(
+                        "execute_tool",
+                        otel.name = format!("execute_tool {}", call.name),
+                        gen_ai.operation.name = "execute_tool",
+                        gen_ai.tool.name = call.name.as_str(),
+                        gen_ai.tool.call.id = call.id.as_str(),
+                        gen_ai.tool.type = "function",
+                        "error.type" = tracing::field::Empty,
+                        otel.status_code = tracing::field::Empty,
+                        lav.tick = tick as i64,
+                    );
+                    let result = span.in_scope(|| tools.call(call));
+                    if result.is_error {
+                        // The model sees the error and may correct itself; the trace
+                        // marks the span so a dashboard can count tool failures.
+                        span.record("error.type", "tool_error");
+                        span.record("otel.status_code", "error");
+                    }
+                    drop(span);
                     observer.tool(tick, call, &result, t.elapsed().as_secs_f64());
                     let mut m = Message::new(Role::Tool, result.content.clone());
                     m.tool_call_id = Some(call.id.clone());

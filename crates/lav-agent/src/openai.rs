@@ -124,6 +124,10 @@ impl Llm for OpenAiCompatible {
         self.model.clone()
     }
 
+    fn provider(&self) -> &'static str {
+        "openai"
+    }
+
     fn next(&mut self, state: &State, tools: &[ToolSpec]) -> Result<Reply> {
         let url = format!("{}/chat/completions", self.url);
         let mut req = ureq::post(&url).timeout(self.timeout);

@@ -1,0 +1,256 @@
+//! Following generated text through a grammar, byte by byte.
+//!
+//! The state is a set of threads (the grammar is ambiguous until enough bytes
+//! decide: `{"name": "` could begin any tool). A thread is a stack of frames, each a
+//! node and a position in it; every thread's top is a terminal that can take a byte,
+//! or the thread is empty, meaning the whole grammar is complete.
+
+use crate::grammar::{Grammar, Node};
+use crate::trie::TokenTrie;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Frame {
+    node: u32,
+    pos: u32,
+}
+
+type Thread = Vec<Frame>;
+
+// Positions inside the number terminals.
+const INT_START: u32 = 0;
+const INT_SIGN: u32 = 1;
+/// `INT_DIGITS + n`: n ≥ 1 digits, the first non-zero (n < 100).
+const INT_DIGITS: u32 = 2;
+const INT_ZERO: u32 = 1000;
+const FRAC_DOT: u32 = 2000;
+/// `FRAC_DIGITS + n`: n ≥ 1 fraction digits.
+const FRAC_DIGITS: u32 = 2001;
+
+fn in_digits(p: u32) -> bool {
+    (INT_DIGITS + 1..INT_DIGITS + 100).contains(&p)
+}
+const MAX_FRAC: u32 = 6;
+/// A closed string.
+const STR_DONE: u32 = u32::MAX;
+
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    g: Arc<Grammar>,
+    threads: Vec<Thread>,
+}
+
+impl Matcher {
+    pub fn new(g: Arc<Grammar>) -> Matcher {
+        let mut threads = Vec::new();
+        let root = g.root as u32;
+        expand(&g, vec![Frame { node: root, pos: 0 }], &mut threads);
+        let mut m = Matcher { g, threads };
+        m.dedup();
+        m
+    }
+
+    fn dedup(&mut self) {
+        let mut seen = HashSet::new();
+        self.threads.retain(|t| seen.insert(t.clone()));
+    }
+
+    /// Takes one byte; `false` (and the state unchanged) if the grammar forbids it.
+    pub fn advance(&mut self, b: u8) -> bool {
+        match self.advanced(b) {
+            Some(m) => {
+                *self = m;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The state after `b`, if allowed.
+    pub fn advanced(&self, b: u8) -> Option<Matcher> {
+        let mut next = Vec::new();
+        for t in &self.threads {
+            if let Some(t2) = feed(&self.g, t, b) {
+                expand(&self.g, t2, &mut next);
+            }
+        }
+        if next.is_empty() {
+            return None;
+        }
+        let mut m = Matcher {
+            g: self.g.clone(),
+            threads: next,
+        };
+        m.dedup();
+        Some(m)
+    }
+
+    /// Takes all of `bytes`, or none of them.
+    pub fn advance_bytes(&mut self, bytes: &[u8]) -> bool {
+        let mut m = self.clone();
+        for &b in bytes {
+            if !m.advance(b) {
+                return false;
+            }
+        }
+        *self = m;
+        true
+    }
+
+    /// The text so far is a complete sentence of the grammar.
+    pub fn accepting(&self) -> bool {
+        self.threads.iter().any(|t| t.is_empty())
+    }
+
+    /// More bytes may follow.
+    pub fn can_continue(&self) -> bool {
+        self.threads.iter().any(|t| !t.is_empty())
+    }
+
+    /// Which tokens may come next: `allowed[id]` for every token in `trie` whose
+    /// bytes all keep the text a valid prefix. (End of sequence is the caller's:
+    /// allowed exactly when [`Matcher::accepting`].)
+    pub fn mask(&self, trie: &TokenTrie) -> Vec<bool> {
+        let mut allowed = vec![false; trie.vocab_size()];
+        self.walk(trie, 0, &mut allowed);
+        allowed
+    }
+
+    fn walk(&self, trie: &TokenTrie, node: usize, allowed: &mut [bool]) {
+        for &t in trie.tokens_at(node) {
+            allowed[t as usize] = true;
+        }
+        for &(b, child) in trie.children(node) {
+            if let Some(m) = self.advanced(b) {
+                m.walk(trie, child as usize, allowed);
+            }
+        }
+    }
+}
+
+/// Expands `t` until every resulting thread's top is a terminal that can take a
+/// byte (or the thread is empty: complete).
+fn expand(g: &Grammar, mut t: Thread, out: &mut Vec<Thread>) {
+    let Some(&top) = t.last() else {
+        out.push(t);
+        return;
+    };
+    let node = &g.nodes[top.node as usize];
+    match node {
+        Node::Seq(children) => {
+            if (top.pos as usize) < children.len() {
+                t.last_mut().expect("top").pos += 1;
+                t.push(Frame {
+                    node: children[top.pos as usize] as u32,
+                    pos: 0,
+                });
+            } else {
+                t.pop();
+            }
+            expand(g, t, out);
+        }
+        Node::Alt(children) => {
+            if top.pos == 0 {
+                for &c in children {
+                    let mut t2 = t.clone();
+                    t2.last_mut().expect("top").pos = 1;
+                    t2.push(Frame {
+                        node: c as u32,
+                        pos: 0,
+                    });
+                    expand(g, t2, out);
+                }
+            } else {
+                t.pop();
+                expand(g, t, out);
+            }
+        }
+        _ => {
+            if can_take(node, top.pos) {
+                out.push(t.clone());
+            }
+            if complete(node, top.pos) {
+                t.pop();
+                expand(g, t, out);
+            }
+        }
+    }
+}
+
+fn can_take(node: &Node, pos: u32) -> bool {
+    match node {
+        Node::Lit(b) => (pos as usize) < b.len(),
+        Node::Str { .. } => pos != STR_DONE,
+        Node::Int { max_digits } => match pos {
+            INT_START | INT_SIGN => true,
+            INT_ZERO => false,
+            p => p - INT_DIGITS < (*max_digits as u32).min(99),
+        },
+        Node::Num => match pos {
+            p if p >= FRAC_DIGITS => p - FRAC_DIGITS < MAX_FRAC,
+            _ => true,
+        },
+        Node::Text { max } => (pos as usize) < *max,
+        Node::Seq(_) | Node::Alt(_) => false,
+    }
+}
+
+fn complete(node: &Node, pos: u32) -> bool {
+    match node {
+        Node::Lit(b) => pos as usize == b.len(),
+        Node::Str { .. } => pos == STR_DONE,
+        Node::Int { .. } => pos == INT_ZERO || in_digits(pos),
+        Node::Num => pos == INT_ZERO || in_digits(pos) || pos > FRAC_DIGITS,
+        Node::Text { .. } => pos > 0,
+        Node::Seq(_) | Node::Alt(_) => false,
+    }
+}
+
+/// `t`'s top terminal takes `b`: the new thread, or `None`.
+fn feed(g: &Grammar, t: &Thread, b: u8) -> Option<Thread> {
+    let top = *t.last()?;
+    let node = &g.nodes[top.node as usize];
+    let pos = match node {
+        Node::Lit(bytes) => (bytes.get(top.pos as usize) == Some(&b)).then_some(top.pos + 1)?,
+        Node::Str { max } => match top.pos {
+            0 => (b == b'"').then_some(1)?,
+            STR_DONE => return None,
+            p => {
+                if b == b'"' {
+                    STR_DONE
+                } else if b < 0x20 || b == b'\\' || b == 0x7f || (p - 1) as usize >= *max {
+                    return None;
+                } else {
+                    p + 1
+                }
+            }
+        },
+        Node::Int { .. } | Node::Num => {
+            let digit = b.is_ascii_digit();
+            let is_num = matches!(node, Node::Num);
+            match top.pos {
+                INT_START if b == b'-' => INT_SIGN,
+                // "-0" is a float to most JSON parsers: not an integer.
+                INT_START if b == b'0' => INT_ZERO,
+                INT_SIGN if b == b'0' && is_num => INT_ZERO,
+                INT_START | INT_SIGN if digit && b != b'0' => INT_DIGITS + 1,
+                p if is_num && b == b'.' && (p == INT_ZERO || in_digits(p)) => FRAC_DOT,
+                p if in_digits(p) && digit => p + 1,
+                FRAC_DOT if is_num && digit => FRAC_DIGITS + 1,
+                p if is_num && p > FRAC_DIGITS && digit => p + 1,
+                _ => return None,
+            }
+        }
+        Node::Text { .. } => {
+            if (top.pos == 0 && b == b'<') || (b < 0x20 && b != b'\n') || b == 0x7f {
+                return None;
+            }
+            top.pos + 1
+        }
+        Node::Seq(_) | Node::Alt(_) => return None,
+    };
+    let mut t2 = t.clone();
+    t2.last_mut().expect("top").pos = pos;
+    Some(t2)
+}

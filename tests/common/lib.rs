@@ -28,6 +28,15 @@ pub fn model() -> &'static Llama {
     shared_model()
 }
 
+/// The shared model and tokenizer as `Arc`s, for code that keeps them.
+pub fn model_arc() -> Arc<Llama> {
+    shared_model().clone()
+}
+
+pub fn tokenizer_arc() -> Arc<Tokenizer> {
+    shared_tokenizer().clone()
+}
+
 fn shared_model() -> &'static Arc<Llama> {
     static M: OnceLock<Arc<Llama>> = OnceLock::new();
     M.get_or_init(|| {

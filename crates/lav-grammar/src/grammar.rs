@@ -9,14 +9,20 @@ pub enum Node {
     Lit(Vec<u8>),
     /// A JSON string without escapes: `"`, up to `max` bytes other than `"`, `\` and
     /// control characters, `"`.
-    Str { max: usize },
+    Str {
+        max: usize,
+    },
     /// A JSON integer: `-?(0|[1-9][0-9]*)`, at most `max_digits` digits.
-    Int { max_digits: usize },
+    Int {
+        max_digits: usize,
+    },
     /// A JSON number: an integer, optionally `.` and 1..=6 digits.
     Num,
     /// Free text up to `max` bytes: no control bytes but newline, and not starting
     /// with `<` (so it cannot be mistaken for a tool call).
-    Text { max: usize },
+    Text {
+        max: usize,
+    },
     Seq(Vec<usize>),
     Alt(Vec<usize>),
 }
@@ -40,7 +46,7 @@ pub struct Grammar {
 /// The most calls one reply may make (parallel calls).
 pub const MAX_CALLS: usize = 4;
 /// String and text lengths the tiny model is held to.
-pub const MAX_STRING: usize = 160;
+pub const MAX_STRING: usize = 120;
 pub const MAX_TEXT: usize = 600;
 
 impl Grammar {
@@ -72,10 +78,10 @@ impl Grammar {
     }
 
     /// The grammar of an assistant reply given the tools `(name, input schema)`:
-    /// `<tool_call>\n{"name": N, "arguments": A}\n</tool_call>`, up to
-    /// [`MAX_CALLS`] of them separated by newlines, or with [`ToolChoice::Auto`] a
-    /// text answer instead.
-    pub fn tool_reply(tools: &[(String, Value)], choice: ToolChoice) -> Grammar {
+    /// `<tool_call>\n{"name": N, "arguments": A}\n</tool_call>`, up to `max_calls`
+    /// (at most [`MAX_CALLS`]) of them separated by newlines, or with
+    /// [`ToolChoice::Auto`] a text answer instead.
+    pub fn tool_reply(tools: &[(String, Value)], choice: ToolChoice, max_calls: usize) -> Grammar {
         let mut g = Grammar {
             nodes: Vec::new(),
             root: 0,
@@ -98,7 +104,7 @@ impl Grammar {
         let block = g.seq(vec![open, call, close]);
         // block (\n block)^(0..MAX_CALLS-1), nested so each extra call is optional.
         let mut more = g.empty();
-        for _ in 1..MAX_CALLS {
+        for _ in 1..max_calls.clamp(1, MAX_CALLS) {
             let nl = g.lit("\n");
             let next = g.seq(vec![nl, block, more]);
             let none = g.empty();
@@ -126,14 +132,19 @@ impl Grammar {
                 .collect();
             return self.alt(lits);
         }
-        match schema.get("type").and_then(Value::as_str).unwrap_or("string") {
+        match schema
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("string")
+        {
             "integer" => {
                 let min = schema.get("minimum").and_then(Value::as_i64);
                 let max = schema.get("maximum").and_then(Value::as_i64);
                 match (min, max) {
                     // A small range is spelled out, so the bounds hold too.
                     (Some(lo), Some(hi)) if hi >= lo && hi - lo < 64 => {
-                        let lits: Vec<usize> = (lo..=hi).map(|i| self.lit(&i.to_string())).collect();
+                        let lits: Vec<usize> =
+                            (lo..=hi).map(|i| self.lit(&i.to_string())).collect();
                         self.alt(lits)
                     }
                     _ => self.push(Node::Int { max_digits: 12 }),

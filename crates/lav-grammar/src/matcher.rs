@@ -39,6 +39,35 @@ const STR_DONE: u32 = u32::MAX;
 pub struct Matcher {
     g: Arc<Grammar>,
     threads: Vec<Thread>,
+    /// Per node: the fewest bytes that complete it from its start.
+    min: Arc<Vec<usize>>,
+}
+
+/// The fewest bytes each node needs (the grammar is a tree: no cycles).
+fn min_lengths(g: &Grammar) -> Vec<usize> {
+    fn go(g: &Grammar, i: usize, memo: &mut Vec<Option<usize>>) -> usize {
+        if let Some(v) = memo[i] {
+            return v;
+        }
+        let v = match &g.nodes[i] {
+            Node::Lit(b) => b.len(),
+            Node::Str { .. } => 2,
+            Node::Int { .. } | Node::Num | Node::Text { .. } => 1,
+            Node::Seq(c) => c
+                .iter()
+                .map(|&c| go(g, c, memo))
+                .fold(0usize, usize::saturating_add),
+            Node::Alt(c) => c
+                .iter()
+                .map(|&c| go(g, c, memo))
+                .min()
+                .unwrap_or(usize::MAX / 4),
+        };
+        memo[i] = Some(v);
+        v
+    }
+    let mut memo = vec![None; g.nodes.len()];
+    (0..g.nodes.len()).map(|i| go(g, i, &mut memo)).collect()
 }
 
 impl Matcher {
@@ -46,7 +75,8 @@ impl Matcher {
         let mut threads = Vec::new();
         let root = g.root as u32;
         expand(&g, vec![Frame { node: root, pos: 0 }], &mut threads);
-        let mut m = Matcher { g, threads };
+        let min = Arc::new(min_lengths(&g));
+        let mut m = Matcher { g, threads, min };
         m.dedup();
         m
     }
@@ -81,6 +111,7 @@ impl Matcher {
         let mut m = Matcher {
             g: self.g.clone(),
             threads: next,
+            min: self.min.clone(),
         };
         m.dedup();
         Some(m)
@@ -98,6 +129,31 @@ impl Matcher {
         true
     }
 
+    /// The fewest bytes that would complete the text from here. A decoder that is
+    /// running out of tokens steers along such a path, so output always ends
+    /// grammatical (every byte is a token in a byte-level vocabulary).
+    pub fn min_completion(&self) -> usize {
+        self.threads
+            .iter()
+            .map(|t| {
+                let mut need = 0usize;
+                for (i, f) in t.iter().enumerate().rev() {
+                    let node = &self.g.nodes[f.node as usize];
+                    need = need.saturating_add(if i == t.len() - 1 {
+                        terminal_rest(node, f.pos)
+                    } else {
+                        match node {
+                            Node::Seq(c) => c[f.pos as usize..].iter().map(|&c| self.min[c]).sum(),
+                            _ => 0,
+                        }
+                    });
+                }
+                need
+            })
+            .min()
+            .unwrap_or(usize::MAX / 4)
+    }
+
     /// The text so far is a complete sentence of the grammar.
     pub fn accepting(&self) -> bool {
         self.threads.iter().any(|t| t.is_empty())
@@ -112,6 +168,18 @@ impl Matcher {
     /// bytes all keep the text a valid prefix. (End of sequence is the caller's:
     /// allowed exactly when [`Matcher::accepting`].)
     pub fn mask(&self, trie: &TokenTrie) -> Vec<bool> {
+        // Deep inside free content every plain token is allowed: start from the
+        // precomputed set and check only the tokens holding other bytes.
+        if let Some(free) = self.free().filter(|f| f.left >= trie.max_len) {
+            let k = free.text as usize;
+            let mut allowed = trie.plain[k].clone();
+            for &id in &trie.other[k] {
+                let bytes = trie.bytes[id as usize].as_deref().unwrap_or_default();
+                let mut m = self.clone();
+                allowed[id as usize] = m.advance_bytes(bytes);
+            }
+            return allowed;
+        }
         let mut allowed = vec![false; trie.vocab_size()];
         self.walk(trie, 0, &mut allowed);
         allowed
@@ -121,11 +189,86 @@ impl Matcher {
         for &t in trie.tokens_at(node) {
             allowed[t as usize] = true;
         }
+        if let Some(free) = self.free() {
+            let mut path = Vec::new();
+            return self.walk_free(trie, node, free, &mut path, allowed);
+        }
         for &(b, child) in trie.children(node) {
             if let Some(m) = self.advanced(b) {
                 m.walk(trie, child as usize, allowed);
             }
         }
+    }
+
+    /// Inside free content (a string's characters, an answer's text) almost every
+    /// byte is allowed and leaves the state the same but for a count. Walking those
+    /// bytes without cloning the state makes the mask cheap where it would be
+    /// dearest (the whole vocabulary is allowed there); only a byte that may end the
+    /// content (`"`) or is forbidden takes the full path.
+    fn walk_free(
+        &self,
+        trie: &TokenTrie,
+        node: usize,
+        free: Free,
+        path: &mut Vec<u8>,
+        allowed: &mut [bool],
+    ) {
+        for &(b, child) in trie.children(node) {
+            let child = child as usize;
+            if path.len() < free.left && free.plain(b) {
+                for &t in trie.tokens_at(child) {
+                    allowed[t as usize] = true;
+                }
+                path.push(b);
+                self.walk_free(trie, child, free, path, allowed);
+                path.pop();
+            } else {
+                // Replay the plain bytes, then this one, through the real state.
+                let mut m = self.clone();
+                if !path.iter().all(|&p| m.advance(p)) {
+                    continue;
+                }
+                if let Some(m) = m.advanced(b) {
+                    m.walk(trie, child, allowed);
+                }
+            }
+        }
+    }
+
+    /// The state is a single thread inside free content: which kind, and how many
+    /// more bytes it may take.
+    fn free(&self) -> Option<Free> {
+        // An empty thread (the grammar complete here) takes no bytes: ignore it.
+        let mut live = self.threads.iter().filter(|t| !t.is_empty());
+        let (Some(t), None) = (live.next(), live.next()) else {
+            return None;
+        };
+        let top = t.last()?;
+        match &self.g.nodes[top.node as usize] {
+            Node::Str { max } if top.pos != 0 && top.pos != STR_DONE => Some(Free {
+                text: false,
+                left: (*max + 1).saturating_sub(top.pos as usize),
+            }),
+            // The last frame of the whole grammar, so nothing follows the text.
+            Node::Text { max } if top.pos > 0 && t.len() <= 2 => Some(Free {
+                text: true,
+                left: max.saturating_sub(top.pos as usize),
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Free {
+    text: bool,
+    left: usize,
+}
+
+impl Free {
+    /// A byte that keeps the content going and changes nothing else.
+    fn plain(&self, b: u8) -> bool {
+        crate::trie::plain_byte(self.text, b)
     }
 }
 
@@ -175,6 +318,18 @@ fn expand(g: &Grammar, mut t: Thread, out: &mut Vec<Thread>) {
                 expand(g, t, out);
             }
         }
+    }
+}
+
+/// The fewest bytes a terminal at `pos` still needs.
+fn terminal_rest(node: &Node, pos: u32) -> usize {
+    if complete(node, pos) {
+        return 0;
+    }
+    match node {
+        Node::Lit(b) => b.len() - pos as usize,
+        Node::Str { .. } if pos == 0 => 2,
+        _ => 1,
     }
 }
 

@@ -6,6 +6,21 @@ pub struct TokenTrie {
     children: Vec<Vec<(u8, u32)>>,
     tokens: Vec<Vec<u32>>,
     vocab_size: usize,
+    pub(crate) bytes: Vec<Option<Vec<u8>>>,
+    pub(crate) max_len: usize,
+    /// Per content kind (0: a string's characters, 1: free text): which tokens are
+    /// made only of bytes that keep the content going, and the others.
+    pub(crate) plain: [Vec<bool>; 2],
+    pub(crate) other: [Vec<u32>; 2],
+}
+
+/// A byte that continues a string's characters (`text: false`) or free text.
+pub(crate) fn plain_byte(text: bool, b: u8) -> bool {
+    if text {
+        (b >= 0x20 && b != 0x7f) || b == b'\n'
+    } else {
+        b >= 0x20 && b != 0x7f && b != b'"' && b != b'\\'
+    }
 }
 
 impl TokenTrie {
@@ -15,7 +30,23 @@ impl TokenTrie {
             children: vec![Vec::new()],
             tokens: vec![Vec::new()],
             vocab_size: vocab.len(),
+            bytes: vocab.to_vec(),
+            max_len: vocab.iter().flatten().map(Vec::len).max().unwrap_or(0),
+            plain: [vec![false; vocab.len()], vec![false; vocab.len()]],
+            other: [Vec::new(), Vec::new()],
         };
+        for (id, bytes) in vocab.iter().enumerate() {
+            let Some(bytes) = bytes.as_ref().filter(|b| !b.is_empty()) else {
+                continue;
+            };
+            for (k, text) in [false, true].into_iter().enumerate() {
+                if bytes.iter().all(|&b| plain_byte(text, b)) {
+                    t.plain[k][id] = true;
+                } else {
+                    t.other[k].push(id as u32);
+                }
+            }
+        }
         for (id, bytes) in vocab.iter().enumerate() {
             let Some(bytes) = bytes else { continue };
             if bytes.is_empty() {

@@ -49,9 +49,14 @@ fn schema_grammar_accepts_exactly_the_valid_values() {
     ] {
         assert!(!accepts(&g, bad), "{bad}");
     }
-    let n = Arc::new(Grammar::json(&json!({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "integer"}, "c": {"type": "boolean"}, "d": {"type": "array", "items": {"type": "integer"}}}, "required": ["a", "b", "c", "d"]})));
+    let n = Arc::new(Grammar::json(
+        &json!({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "integer"}, "c": {"type": "boolean"}, "d": {"type": "array", "items": {"type": "integer"}}}, "required": ["a", "b", "c", "d"]}),
+    ));
     assert!(accepts(&n, r#"{"a": -1.25, "b": 0, "c": true, "d": []}"#));
-    assert!(accepts(&n, r#"{"a": 3, "b": -42, "c": false, "d": [1, 2, 3]}"#));
+    assert!(accepts(
+        &n,
+        r#"{"a": 3, "b": -42, "c": false, "d": [1, 2, 3]}"#
+    ));
     for bad in [
         r#"{"a": 1., "b": 0, "c": true, "d": []}"#,
         r#"{"a": 01, "b": 0, "c": true, "d": []}"#,
@@ -66,8 +71,14 @@ fn schema_grammar_accepts_exactly_the_valid_values() {
 fn tools() -> Vec<(String, Value)> {
     vec![
         ("search_docs".into(), search_schema()),
-        ("calculate".into(), json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]})),
-        ("get_order".into(), json!({"type": "object", "properties": {"order_id": {"type": "integer"}}, "required": ["order_id"]})),
+        (
+            "calculate".into(),
+            json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
+        ),
+        (
+            "get_order".into(),
+            json!({"type": "object", "properties": {"order_id": {"type": "integer"}}, "required": ["order_id"]}),
+        ),
     ]
 }
 
@@ -91,12 +102,33 @@ fn masked_random_generation_always_yields_valid_calls() {
     // cross structural boundaries, as real BPE tokens do.
     let mut vocab: Vec<Option<Vec<u8>>> = (0x20u8..0x7f).map(|b| Some(vec![b])).collect();
     vocab.push(Some(b"\n".to_vec()));
-    for piece in ["<tool_call>", "\n</tool_call>", "{\"", "\": ", "\", \"", "name", "arguments", "query", "k", "\"}", "}}", "42", " cache", "calculate", "_order", "\"x", "1+", "bm25\"", "hyb", "rid"] {
+    for piece in [
+        "<tool_call>",
+        "\n</tool_call>",
+        "{\"",
+        "\": ",
+        "\", \"",
+        "name",
+        "arguments",
+        "query",
+        "k",
+        "\"}",
+        "}}",
+        "42",
+        " cache",
+        "calculate",
+        "_order",
+        "\"x",
+        "1+",
+        "bm25\"",
+        "hyb",
+        "rid",
+    ] {
         vocab.push(Some(piece.as_bytes().to_vec()));
     }
     vocab.push(None); // a special token: never allowed
     let trie = TokenTrie::new(&vocab);
-    let g = Arc::new(Grammar::tool_reply(&tools(), ToolChoice::Required));
+    let g = Arc::new(Grammar::tool_reply(&tools(), ToolChoice::Required, 4));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for _ in 0..200 {
         let mut m = Matcher::new(g.clone());
@@ -109,7 +141,11 @@ fn masked_random_generation_always_yields_valid_calls() {
             if m.accepting() && (allowed.is_empty() || rng.random_bool(0.5)) {
                 break;
             }
-            assert!(!allowed.is_empty(), "stuck after {:?}", String::from_utf8_lossy(&out));
+            assert!(
+                !allowed.is_empty(),
+                "stuck after {:?}",
+                String::from_utf8_lossy(&out)
+            );
             let t = allowed[rng.random_range(0..allowed.len())];
             let bytes = vocab[t].clone().unwrap();
             assert!(m.advance_bytes(&bytes));
@@ -139,10 +175,39 @@ fn masked_random_generation_always_yields_valid_calls() {
 
 #[test]
 fn auto_choice_allows_text_but_not_a_fake_tag() {
-    let g = Arc::new(Grammar::tool_reply(&tools(), ToolChoice::Auto));
+    let g = Arc::new(Grammar::tool_reply(&tools(), ToolChoice::Auto, 1));
     assert!(accepts(&g, "The answer is 42."));
-    assert!(accepts(&g, "<tool_call>\n{\"name\": \"calculate\", \"arguments\": {\"expression\": \"6*7\"}}\n</tool_call>"));
-    assert!(!accepts(&g, "<tool_call>\n{\"name\": \"rm\", \"arguments\": {}}\n</tool_call>"));
+    assert!(accepts(
+        &g,
+        "<tool_call>\n{\"name\": \"calculate\", \"arguments\": {\"expression\": \"6*7\"}}\n</tool_call>"
+    ));
+    assert!(!accepts(
+        &g,
+        "<tool_call>\n{\"name\": \"rm\", \"arguments\": {}}\n</tool_call>"
+    ));
     assert!(!accepts(&g, "<b>bold</b>"));
     assert!(!accepts(&g, ""));
+}
+
+#[test]
+fn min_completion_counts_the_shortest_way_out() {
+    let g = Arc::new(Grammar::tool_reply(&tools(), ToolChoice::Required, 2));
+    let mut m = Matcher::new(g.clone());
+    let full =
+        "<tool_call>\n{\"name\": \"get_order\", \"arguments\": {\"order_id\": 1}}\n</tool_call>";
+    // From the start, the shortest reply is the shortest call.
+    let shortest =
+        "<tool_call>\n{\"name\": \"get_order\", \"arguments\": {\"order_id\": 0}}\n</tool_call>"
+            .len();
+    assert_eq!(m.min_completion(), shortest);
+    // Walking a valid reply, the need never exceeds what is left of it, and the
+    // completed reply needs nothing.
+    for (i, b) in full.bytes().enumerate() {
+        assert!(m.min_completion() <= full.len() - i, "at {i}");
+        assert!(m.advance(b));
+    }
+    assert_eq!(m.min_completion(), 0);
+    let mut m = Matcher::new(g);
+    m.advance_bytes(b"<tool_call>\n{\"name\": \"calculate\", \"arguments\": {\"expression\": \"1+");
+    assert_eq!(m.min_completion(), "\"}}\n</tool_call>".len());
 }

@@ -1,0 +1,364 @@
+//! `lav-local`: SmolLM2 (or any local llama GGUF) as a [`lav_agent::Llm`].
+//!
+//! The tools are described in the system prompt; each reply is decoded greedily
+//! under the token mask of the tool-call grammar ([`lav_grammar`]), so whatever the
+//! 135M model prefers, it can only write `<tool_call>` blocks whose arguments match
+//! the tool's schema, or (when it may choose) a plain answer. Every step's mask is
+//! kept ([`Decoded`]) for the tool-use lab to show on the real logits.
+//!
+//! May depend on `lav-model`, `lav-agent` and `lav-grammar`; never on a renderer.
+
+use lav_agent::{AgentError, Llm, Reply, Role, State, ToolCall, ToolSpec, Usage};
+use lav_grammar::{Grammar, Matcher, TokenTrie, ToolChoice};
+use lav_model::{ChatMessage, Llama, Tokenizer, chat_prompt};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// One decoding step: what the mask allowed and what the model wanted.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub token: u32,
+    /// The chosen token's text (lossy for partial UTF-8).
+    pub text: String,
+    /// How many tokens the mask allowed (end of turn included when allowed).
+    pub allowed: usize,
+    /// The best tokens by logit among the allowed, and among the forbidden.
+    pub top_allowed: Vec<(u32, String, f32)>,
+    pub top_forbidden: Vec<(u32, String, f32)>,
+    /// The model's own favourite was allowed (the mask did not change its choice).
+    pub unconstrained_agrees: bool,
+    /// The token budget was nearly spent: only tokens that close the reply fastest
+    /// were allowed.
+    pub forced: bool,
+}
+
+/// One reply, decoded under the mask.
+#[derive(Clone, Debug, Serialize)]
+pub struct Decoded {
+    pub prompt: String,
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose K and V came from the previous prompt's cache.
+    pub reused_tokens: usize,
+    pub text: String,
+    pub steps: Vec<Step>,
+    pub mask_seconds: f64,
+    pub model_seconds: f64,
+}
+
+pub struct LocalLlm {
+    model: Arc<Llama>,
+    tok: Arc<Tokenizer>,
+    trie: Arc<TokenTrie>,
+    name: String,
+    pub choice: ToolChoice,
+    /// Calls one reply may make (parallel calls); 1 by default, since the tiny
+    /// model otherwise tends to repeat its call.
+    pub max_calls: usize,
+    pub max_tokens: usize,
+    /// The last reply's decoding trace.
+    pub last: Option<Decoded>,
+    calls: u64,
+    /// The last prompt's tokens and KV cache: the next prompt usually extends it
+    /// (same system prompt, one more turn), so only the new tokens are prefilled.
+    prefix: std::sync::Mutex<Option<(Vec<u32>, lav_model::KvCache)>>,
+}
+
+/// How many tokens of each kind a [`Step`] keeps.
+const TOP: usize = 5;
+
+/// The vocabulary's byte strings, special tokens left out: the mask's trie.
+pub fn vocab_trie(tok: &Tokenizer) -> TokenTrie {
+    let vocab: Vec<Option<Vec<u8>>> = (0..tok.vocab_size() as u32)
+        .map(|id| (!tok.is_special(id)).then(|| tok.token_bytes(id)))
+        .collect();
+    TokenTrie::new(&vocab)
+}
+
+/// The system prompt that tells the model its tools and the call format.
+pub fn system_prompt(base: &str, tools: &[ToolSpec]) -> String {
+    let mut s = String::new();
+    if !base.is_empty() {
+        s.push_str(base);
+        s.push_str("\n\n");
+    }
+    s.push_str("You can call tools. To call one, reply with\n<tool_call>\n{\"name\": \"<tool>\", \"arguments\": {<arguments as JSON>}}\n</tool_call>\nTools:\n");
+    for t in tools {
+        s.push_str(&format!(
+            "- {}({}): {}\n",
+            t.name,
+            signature(&t.input_schema),
+            t.description
+        ));
+    }
+    s
+}
+
+/// `query: string, k?: integer` — a tool's arguments in one line, shorter for the
+/// small model to read than the JSON Schema.
+pub fn signature(schema: &serde_json::Value) -> String {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let Some(props) = schema["properties"].as_object() else {
+        return String::new();
+    };
+    let mut names: Vec<&String> = props.keys().collect();
+    names.sort_by_key(|k| {
+        (
+            !required.contains(&k.as_str()),
+            required.iter().position(|r| r == k),
+        )
+    });
+    names
+        .iter()
+        .map(|k| {
+            let p = &props[k.as_str()];
+            let ty = match p["enum"].as_array() {
+                Some(e) => e
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                None => p["type"].as_str().unwrap_or("any").to_string(),
+            };
+            let opt = if required.contains(&k.as_str()) {
+                ""
+            } else {
+                "?"
+            };
+            format!("{k}{opt}: {ty}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A tool call as the model writes it (and reads it back in the transcript).
+pub fn call_block(call: &ToolCall) -> String {
+    format!(
+        "<tool_call>\n{}\n</tool_call>",
+        serde_json::json!({"name": call.name, "arguments": call.arguments})
+    )
+}
+
+/// Reads a reply: `<tool_call>` blocks become calls (ids `call_<n>_<i>`), anything
+/// else is the final answer.
+pub fn parse_reply(text: &str, n: u64) -> Result<Vec<ToolCall>, String> {
+    let mut calls = Vec::new();
+    let mut rest = text.trim();
+    while let Some(after) = rest.strip_prefix("<tool_call>") {
+        let (body, tail) = after
+            .split_once("</tool_call>")
+            .ok_or("a <tool_call> block is not closed")?;
+        let v: serde_json::Value =
+            serde_json::from_str(body.trim()).map_err(|e| format!("tool call JSON: {e}"))?;
+        calls.push(ToolCall {
+            id: format!("call_{n}_{}", calls.len()),
+            name: v["name"]
+                .as_str()
+                .ok_or("a tool call has no name")?
+                .to_string(),
+            arguments: v["arguments"].clone(),
+        });
+        rest = tail.trim_start();
+    }
+    Ok(calls)
+}
+
+impl LocalLlm {
+    pub fn new(model: Arc<Llama>, tok: Arc<Tokenizer>, name: &str) -> LocalLlm {
+        let trie = Arc::new(vocab_trie(&tok));
+        LocalLlm::with_trie(model, tok, trie, name)
+    }
+
+    /// Shares a trie built earlier (building one walks the 49,152-token vocabulary).
+    pub fn with_trie(
+        model: Arc<Llama>,
+        tok: Arc<Tokenizer>,
+        trie: Arc<TokenTrie>,
+        name: &str,
+    ) -> LocalLlm {
+        LocalLlm {
+            model,
+            tok,
+            trie,
+            name: name.to_string(),
+            choice: ToolChoice::Auto,
+            max_calls: 1,
+            max_tokens: 320,
+            last: None,
+            calls: 0,
+            prefix: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The chat prompt for `state` with `tools`.
+    pub fn prompt(&self, state: &State, tools: &[ToolSpec]) -> String {
+        let mut msgs = Vec::new();
+        for m in &state.transcript {
+            let (role, content) = match m.role {
+                Role::System => ("system", system_prompt(&m.content, tools)),
+                Role::User => ("user", m.content.clone()),
+                Role::Assistant => {
+                    let mut c = m.content.clone();
+                    for call in &m.tool_calls {
+                        if !c.is_empty() {
+                            c.push('\n');
+                        }
+                        c.push_str(&call_block(call));
+                    }
+                    ("assistant", c)
+                }
+                Role::Tool => (
+                    "tool",
+                    format!("<tool_response>\n{}\n</tool_response>", m.content),
+                ),
+            };
+            msgs.push(ChatMessage::new(role, &content));
+        }
+        chat_prompt(&msgs, true)
+    }
+
+    /// Decodes one reply to `prompt` under `grammar`.
+    pub fn decode(&self, prompt: &str, grammar: Grammar) -> lav_model::Result<Decoded> {
+        use std::time::Instant;
+        let ids = self.tok.encode(prompt)?;
+        let t = Instant::now();
+        let (mut cache, reused) = {
+            let prefix = self.prefix.lock().unwrap_or_else(|p| p.into_inner());
+            match &*prefix {
+                Some((old, cache)) => {
+                    let same = old.iter().zip(&ids).take_while(|(a, b)| a == b).count();
+                    // At least one token must run to get the next-token logits.
+                    let keep = same.min(ids.len() - 1);
+                    let mut c = cache.clone();
+                    c.truncate(keep);
+                    (c, keep)
+                }
+                None => (self.model.new_cache(), 0),
+            }
+        };
+        let mut logits = self.model.next_logits(&ids[reused..], &mut cache)?;
+        *self.prefix.lock().unwrap_or_else(|p| p.into_inner()) = Some((ids.clone(), cache.clone()));
+        let mut model_seconds = t.elapsed().as_secs_f64();
+        let mut mask_seconds = 0.0;
+        let mut m = Matcher::new(Arc::new(grammar));
+        let mut out: Vec<u8> = Vec::new();
+        let mut steps = Vec::new();
+        let eos = (0..self.tok.vocab_size() as u32)
+            .find(|&i| self.tok.is_stop(i) && self.tok.token_str(i) == Some("<|im_end|>"))
+            .unwrap_or(2);
+        let label = |id: u32| String::from_utf8_lossy(&self.tok.token_bytes(id)).into_owned();
+        while steps.len() < self.max_tokens {
+            let t = Instant::now();
+            let mut allowed = m.mask(&self.trie);
+            let end_ok = m.accepting();
+            if (eos as usize) < allowed.len() {
+                allowed[eos as usize] = end_ok;
+            }
+            mask_seconds += t.elapsed().as_secs_f64();
+            if end_ok && !m.can_continue() {
+                break;
+            }
+            let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+            order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+            let ok = |i: u32| allowed.get(i as usize).copied().unwrap_or(false);
+            // Near the token budget, only tokens on a shortest path to the end of
+            // the grammar: the reply always closes, however the model rambles.
+            let need = m.min_completion();
+            let left = self.max_tokens - steps.len();
+            let forced = need + 1 >= left;
+            let on_path = |i: u32| {
+                if i == eos {
+                    return end_ok;
+                }
+                let bytes = self.tok.token_bytes(i);
+                let mut n = m.clone();
+                n.advance_bytes(&bytes) && n.min_completion() + bytes.len() == need
+            };
+            let Some(&choice) = order.iter().find(|&&i| ok(i) && (!forced || on_path(i))) else {
+                break;
+            };
+            let pick = |want: bool| -> Vec<(u32, String, f32)> {
+                order
+                    .iter()
+                    .filter(|&&i| ok(i) == want)
+                    .take(TOP)
+                    .map(|&i| (i, label(i), logits[i as usize]))
+                    .collect()
+            };
+            steps.push(Step {
+                token: choice,
+                text: label(choice),
+                allowed: allowed.iter().filter(|a| **a).count(),
+                top_allowed: pick(true),
+                top_forbidden: pick(false),
+                unconstrained_agrees: order[0] == choice,
+                forced,
+            });
+            if choice == eos {
+                break;
+            }
+            let bytes = self.tok.token_bytes(choice);
+            m.advance_bytes(&bytes);
+            out.extend_from_slice(&bytes);
+            let t = Instant::now();
+            logits = self.model.next_logits(&[choice], &mut cache)?;
+            model_seconds += t.elapsed().as_secs_f64();
+        }
+        Ok(Decoded {
+            prompt: prompt.to_string(),
+            prompt_tokens: ids.len(),
+            reused_tokens: reused,
+            text: String::from_utf8_lossy(&out).into_owned(),
+            steps,
+            mask_seconds,
+            model_seconds,
+        })
+    }
+}
+
+impl Llm for LocalLlm {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn next(&mut self, state: &State, tools: &[ToolSpec]) -> lav_agent::agent::Result<Reply> {
+        let schemas: Vec<(String, serde_json::Value)> = tools
+            .iter()
+            .map(|t| (t.name.clone(), t.input_schema.clone()))
+            .collect();
+        let choice = if tools.is_empty() {
+            ToolChoice::Auto
+        } else {
+            self.choice
+        };
+        let grammar = Grammar::tool_reply(&schemas, choice, self.max_calls);
+        let prompt = self.prompt(state, tools);
+        let d = self
+            .decode(&prompt, grammar)
+            .map_err(|e| AgentError::Llm(e.to_string()))?;
+        self.calls += 1;
+        let usage = Usage {
+            input_tokens: d.prompt_tokens as u64,
+            output_tokens: d.steps.len() as u64,
+        };
+        let calls = parse_reply(&d.text, self.calls).map_err(|e| {
+            AgentError::Llm(format!(
+                "the local model's reply did not parse ({e}): {:?}",
+                d.text
+            ))
+        })?;
+        let text = d.text.clone();
+        self.last = Some(d);
+        Ok(if calls.is_empty() {
+            Reply::Final { text, usage }
+        } else {
+            Reply::Calls {
+                text: String::new(),
+                calls,
+                usage,
+            }
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! SmolLM2 under the tool-call grammar's mask: schema-valid calls every time,
+//! checked by an independent validator (Python's `jsonschema`); and the mask itself
+//! equals a token-by-token check over the real 49,152-token vocabulary.
+
+use lav_agent::{State, ToolSpec, Tools};
+use lav_grammar::{Grammar, Matcher, ToolChoice};
+use lav_local::{LocalLlm, parse_reply, vocab_trie};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::Arc;
+
+fn llm() -> LocalLlm {
+    LocalLlm::new(
+        lav_tests::model_arc(),
+        lav_tests::tokenizer_arc(),
+        "SmolLM2-135M-Instruct",
+    )
+}
+
+fn tools() -> Vec<ToolSpec> {
+    let docs = lav_tools::DocsSearch::spec();
+    let files = lav_tools::FileReader::spec();
+    std::iter::once(docs)
+        .chain(lav_tools::Calculator.list())
+        .chain(std::iter::once(files))
+        .chain(lav_tools::Orders::seeded().unwrap().list())
+        .chain(lav_tools::Sink::default().list())
+        .collect()
+}
+
+/// 56 requests across the eight tools: plain, indirect, misspelled, off-topic.
+const REQUESTS: &[&str] = &[
+    "What is 17 times 23?",
+    "Compute (3.5 + 4) / 2.",
+    "how much is 2 to the power of 10",
+    "Add 1234 and 4321.",
+    "What's the square root of 144?",
+    "Divide 100 by 7 for me.",
+    "If I buy 3 cables at 7.99 each, what do I pay?",
+    "Where is my order 1003?",
+    "What is the status of order #1007?",
+    "Look up order 1001.",
+    "Has order 1005 shipped?",
+    "order 1009 details pls",
+    "Show me Ada Byron's orders.",
+    "List all orders for Grace Hopper.",
+    "What did Alan Turing buy?",
+    "Orders of Edsger Dijkstra, please.",
+    "Cancel order 1008 please.",
+    "I want to cancel my order 1004.",
+    "Stop order 1009 from shipping.",
+    "Search the docs for the KV cache.",
+    "How does speculative decoding work?",
+    "Find documentation about tensor cores.",
+    "What is the roofline model?",
+    "Explain prefix caching.",
+    "Look up how MCP tool calls work.",
+    "What does the lethal trifecta mean?",
+    "Search for grouped-query attention.",
+    "Find the docs on paged attention using the hybrid retriever.",
+    "Search with BM25 for serving metrics, top 5.",
+    "Read the file notes/plan.md.",
+    "Open README.md and show it to me.",
+    "What's in labs/index.toml?",
+    "Show me the contents of data/heldout.txt",
+    "Email ada@example.org that her order shipped.",
+    "Send a message to grace@example.org saying hello.",
+    "Tell alan@example.org the meeting moved to Thursday.",
+    "Fetch https://example.org/status.",
+    "Get the page at http://localhost:8080/health",
+    "Download https://example.com/data.json",
+    "Hello!",
+    "Who are you?",
+    "Tell me a joke.",
+    "What is the capital of France?",
+    "Summarise the KV cache lesson.",
+    "I need help with my order.",
+    "calc 9*9",
+    "ordr 1002 status",
+    "serch docs quantization",
+    "What is 6 * 7, and is order 1003 shipped?",
+    "Email the total of order 1004 to grace@example.org.",
+    "How many bytes per token does the KV cache take?",
+    "What is batching in LLM serving?",
+    "Cancel everything Ada ordered.",
+    "Read ../secret.txt",
+    "Why are GPUs fast?",
+    "What is 0.1 + 0.2?",
+];
+
+fn validate(tools: &[ToolSpec], calls: &[Value]) -> Value {
+    let schemas: serde_json::Map<String, Value> = tools
+        .iter()
+        .map(|t| (t.name.clone(), t.input_schema.clone()))
+        .collect();
+    let mut py = lav_tests::python()
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/py/validate_calls.py"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let input = json!({"tools": schemas, "calls": calls});
+    py.stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn every_reply_is_a_schema_valid_call() {
+    assert!(REQUESTS.len() >= 50);
+    let tools = tools();
+    let schemas: Vec<(String, Value)> = tools
+        .iter()
+        .map(|t| (t.name.clone(), t.input_schema.clone()))
+        .collect();
+    let mut llm = llm();
+    let mut calls = Vec::new();
+    let mut steps = 0;
+    let mut agreed = 0;
+    let mut mask_s = 0.0;
+    let t = std::time::Instant::now();
+    for (i, q) in REQUESTS.iter().enumerate() {
+        // Every fourth request may make two calls at once.
+        llm.max_calls = if i % 4 == 3 { 2 } else { 1 };
+        let state = State::new("", q);
+        let g = Grammar::tool_reply(&schemas, ToolChoice::Required, llm.max_calls);
+        let d = llm.decode(&llm.prompt(&state, &tools), g).unwrap();
+        steps += d.steps.len();
+        agreed += d.steps.iter().filter(|s| s.unconstrained_agrees).count();
+        mask_s += d.mask_seconds;
+        let parsed =
+            parse_reply(&d.text, i as u64).unwrap_or_else(|e| panic!("{q}: {e}: {}", d.text));
+        assert!(
+            !parsed.is_empty() && parsed.len() <= llm.max_calls,
+            "{q}: {}",
+            d.text
+        );
+        for c in parsed {
+            calls.push(json!({"name": c.name, "arguments": c.arguments, "request": q}));
+        }
+    }
+    let v = validate(&tools, &calls);
+    assert_eq!(v["invalid"], json!([]), "{v}");
+    assert_eq!(v["valid"].as_u64().unwrap() as usize, calls.len());
+    eprintln!(
+        "{} requests, {} calls, all schema-valid; {steps} tokens, the mask changed the model's choice at {} ({:.1}%); mask {:.1} ms/token; {:.1} s",
+        REQUESTS.len(),
+        calls.len(),
+        steps - agreed,
+        100.0 * (steps - agreed) as f64 / steps as f64,
+        1e3 * mask_s / steps as f64,
+        t.elapsed().as_secs_f64()
+    );
+    // The same request twice: the second prompt reuses the first's KV cache.
+    let state = State::new("", REQUESTS[0]);
+    let g = || Grammar::tool_reply(&schemas, ToolChoice::Required, 1);
+    let a = llm.decode(&llm.prompt(&state, &tools), g()).unwrap();
+    let b = llm.decode(&llm.prompt(&state, &tools), g()).unwrap();
+    assert_eq!(b.reused_tokens, b.prompt_tokens - 1);
+    assert_eq!(a.text, b.text);
+}
+
+#[test]
+fn mask_equals_a_token_by_token_check_on_the_real_vocabulary() {
+    let tok = lav_tests::tokenizer();
+    let trie = vocab_trie(tok);
+    let tools = tools();
+    let schemas: Vec<(String, Value)> = tools
+        .iter()
+        .map(|t| (t.name.clone(), t.input_schema.clone()))
+        .collect();
+    let g = Arc::new(Grammar::tool_reply(&schemas, ToolChoice::Auto, 2));
+    // Prefixes that stop at every kind of place: choosing text or a call, inside a
+    // tool name, a string, a number, an enum, between properties, after a block.
+    let prefixes = [
+        "",
+        "Sure",
+        "<tool_call>\n{\"name\": \"",
+        "<tool_call>\n{\"name\": \"get_",
+        "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": {\"query\": \"kv ca",
+        "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": {\"query\": \"kv\"",
+        "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": {\"query\": \"kv\", \"k\": 1",
+        "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": {\"query\": \"kv\", \"retriever\": \"hy",
+        "<tool_call>\n{\"name\": \"get_order\", \"arguments\": {\"order_id\": 10",
+        "<tool_call>\n{\"name\": \"get_order\", \"arguments\": {\"order_id\": 1003}}\n</tool_call>",
+    ];
+    for p in prefixes {
+        let mut m = Matcher::new(g.clone());
+        assert!(m.advance_bytes(p.as_bytes()), "{p:?}");
+        let mask = m.mask(&trie);
+        let mut n = 0;
+        for id in 0..tok.vocab_size() as u32 {
+            let want = !tok.is_special(id) && {
+                let bytes = tok.token_bytes(id);
+                !bytes.is_empty() && m.clone().advance_bytes(&bytes)
+            };
+            assert_eq!(
+                mask[id as usize],
+                want,
+                "{p:?} token {id} {:?}",
+                tok.token_bytes(id)
+            );
+            n += want as usize;
+        }
+        assert!(n > 0, "{p:?}: something is allowed");
+    }
+}

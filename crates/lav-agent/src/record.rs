@@ -24,12 +24,17 @@ pub enum Event {
         tick: usize,
         reply: Reply,
         seconds: f64,
+        /// When the model call began, in seconds from the start of the run.
+        #[serde(default)]
+        at: f64,
     },
     Tool {
         tick: usize,
         call: ToolCall,
         result: ToolResult,
         seconds: f64,
+        #[serde(default)]
+        at: f64,
     },
     Stop {
         run: Run,
@@ -38,6 +43,7 @@ pub enum Event {
 
 /// Writes a run's events to a JSONL file as they happen.
 pub struct Recorder {
+    started: std::time::Instant,
     path: PathBuf,
     out: BufWriter<std::fs::File>,
     error: Option<String>,
@@ -58,6 +64,7 @@ impl Recorder {
         };
         let file = std::fs::File::create(path).map_err(bad)?;
         let mut r = Recorder {
+            started: std::time::Instant::now(),
             path: path.to_path_buf(),
             out: BufWriter::new(file),
             error: None,
@@ -100,18 +107,22 @@ impl Recorder {
 
 impl Observer for Recorder {
     fn reply(&mut self, tick: usize, _model: &str, reply: &Reply, seconds: f64) {
+        let at = (self.started.elapsed().as_secs_f64() - seconds).max(0.0);
         self.write(&Event::Reply {
             tick,
             reply: reply.clone(),
             seconds,
+            at,
         });
     }
     fn tool(&mut self, tick: usize, call: &ToolCall, result: &ToolResult, seconds: f64) {
+        let at = (self.started.elapsed().as_secs_f64() - seconds).max(0.0);
         self.write(&Event::Tool {
             tick,
             call: call.clone(),
             result: result.clone(),
             seconds,
+            at,
         });
     }
     fn stop(&mut self, run: &Run) {

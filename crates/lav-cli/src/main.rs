@@ -1,6 +1,7 @@
 //! `lav`: the command line. Parses arguments, resolves which model to load, and
 //! prints. All model work is `lav-model`'s; all model files are `lav-store`'s.
 
+mod agent_cmd;
 mod bench;
 mod lab_cmd;
 mod mcp_cmd;
@@ -96,6 +97,12 @@ enum Command {
     Lab(lab_cmd::LabArgs),
     /// Serve lav's tools and labs to MCP clients.
     Mcp(mcp_cmd::McpArgs),
+    /// Run an agent (the local model under a tool-call grammar, or --llm-url) on
+    /// lav's tools; the run is recorded, and exported over OTLP when
+    /// OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    Agent(agent_cmd::AgentArgs),
+    /// Show recorded agent runs.
+    Trace(agent_cmd::TraceArgs),
 }
 
 #[derive(Args)]
@@ -329,6 +336,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Labs { json } => lab_cmd::labs(json),
         Command::Lab(a) => lab_cmd::lab(&g, format, a),
         Command::Mcp(a) => mcp_cmd::mcp(&g, format, a),
+        Command::Agent(a) => agent_cmd::agent(&g, format, a),
+        Command::Trace(a) => agent_cmd::trace(a),
     }
 }
 

@@ -6,6 +6,7 @@
 //! (for real computation), `lav-scene` and small utility crates. Renderers depend on
 //! this crate, never the other way round.
 
+pub mod agent_trace;
 pub mod bpe;
 pub mod control;
 pub mod error;

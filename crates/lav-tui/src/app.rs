@@ -304,3 +304,37 @@ pub fn run(session: Session) -> std::io::Result<()> {
     ratatui::try_restore()?;
     result
 }
+
+/// Shows one fixed scene (a recorded trace) until `q` or Esc: ↑/↓ scroll.
+pub fn view(title: &str, scene: &lav_scene::Scene) -> std::io::Result<()> {
+    use ratatui::widgets::Borders;
+    let mut terminal = ratatui::try_init()?;
+    let mut scroll = 0usize;
+    let result = (|| -> std::io::Result<()> {
+        loop {
+            terminal.draw(|f| {
+                let area = f.area();
+                let block = Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!(" {title} — ↑/↓ scroll, q quits "));
+                let inner = block.inner(area);
+                f.render_widget(block, area);
+                draw_scene(f, inner, scene, scroll);
+            })?;
+            if let Event::Key(k) = event::read()?
+                && k.kind == KeyEventKind::Press
+            {
+                match k.code {
+                    KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        scroll = (scroll + 1).min(scene.items.len().saturating_sub(1))
+                    }
+                    KeyCode::Up | KeyCode::Char('k') => scroll = scroll.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+    })();
+    ratatui::try_restore()?;
+    result
+}

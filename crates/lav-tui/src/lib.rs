@@ -9,4 +9,4 @@
 mod app;
 mod scene;
 
-pub use app::{App, draw, run};
+pub use app::{App, draw, run, view};

@@ -1,11 +1,13 @@
 //! The lab implementations, one file per lab, and the table that opens them.
 
+pub mod agent_loop_state;
 mod attention;
 mod embeddings;
 pub mod forward_pass;
 pub mod generation;
 pub mod kv_cache;
 pub mod quantization;
+pub mod security_trifecta;
 mod tokenization;
 mod transformer_block;
 
@@ -33,6 +35,8 @@ const LABS: &[(&str, Opener)] = &[
     ("kv-cache", kv_cache::open),
     ("quantization", quantization::open),
     ("forward-pass", forward_pass::open),
+    ("security-trifecta", security_trifecta::open),
+    ("agent-loop-state", agent_loop_state::open),
 ];
 
 /// Whether this build has an implementation of `id`.

@@ -1,0 +1,131 @@
+//! The agent labs on lav's real runtime: what they show is what the loop, the tools,
+//! the guard and the tokenizer did.
+
+use lav_tests::{bars, item_as, scene_at, session, table, text};
+
+#[test]
+fn security_trifecta_leaks_only_with_all_three_legs_and_the_guard_blocks_it() {
+    let mut s = session("security-trifecta");
+    let sc = scene_at(&mut s, "legs", &[]);
+    let b = bars(&sc, "legs");
+    assert_eq!(b.bars.len(), 3);
+    assert!(sc.item("legs").unwrap().title.contains("ALL THREE"));
+    let sc = scene_at(&mut s, "legs", &["exfil=off"]);
+    assert!(sc.item("legs").unwrap().title.contains("broken"));
+
+    // Guard off, all legs: the sink holds the PIN from notes.txt.
+    let sc = scene_at(&mut s, "attack", &["exfil=on", "guard=off"]);
+    let sink = table(&sc, "sink");
+    assert_eq!(sink.rows.len(), 1);
+    assert_eq!(sink.rows[0][1], "recipes-feedback@evil.example");
+    assert!(sink.rows[0][2].contains("PIN 4921"));
+    assert!(text(&sc, "verdict").starts_with("LEAKED"));
+    // The trace shows the three tool spans in order.
+    let events = table(&sc, "events");
+    let spans: Vec<&str> = events
+        .rows
+        .iter()
+        .map(|r| r[1].as_str())
+        .filter(|n| n.starts_with("execute_tool"))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            "execute_tool fetch_page",
+            "execute_tool read_file",
+            "execute_tool send_message"
+        ]
+    );
+
+    // Guard on: refused, nothing recorded, and the reason names both sources.
+    let sc = scene_at(&mut s, "attack", &["guard=on"]);
+    assert!(table(&sc, "sink").rows.is_empty());
+    let v = text(&sc, "verdict");
+    assert!(
+        v.starts_with("BLOCKED") && v.contains("read_file") && v.contains("fetch_page"),
+        "{v}"
+    );
+
+    // Every combination: exactly one leaks (all three legs, guard off).
+    let sc = scene_at(&mut s, "defenses", &[]);
+    let m = table(&sc, "matrix");
+    assert_eq!(m.rows.len(), 8);
+    let leaks: Vec<&Vec<String>> = m
+        .rows
+        .iter()
+        .filter(|r| r.contains(&"LEAKS".to_string()))
+        .collect();
+    assert_eq!(leaks.len(), 1);
+    assert_eq!(leaks[0], &vec!["yes", "yes", "yes", "LEAKS", "blocked"]);
+}
+
+#[test]
+fn agent_loop_state_shows_the_real_loop() {
+    let mut s = session("agent-loop-state");
+    let tok = lav_tests::tokenizer();
+    let sc = scene_at(&mut s, "loop", &["tick=3"]);
+    let t = table(&sc, "transcript");
+    assert_eq!(
+        t.rows.len(),
+        7,
+        "system, user, and 2 calls + 2 results + an answer"
+    );
+    // Each message's content tokens are the real tokenizer's count.
+    assert_eq!(
+        t.rows[0][3],
+        tok.encode("You are a shop assistant. Use the tools.")
+            .unwrap()
+            .len()
+            .to_string()
+    );
+    // The tool results came from the real database and calculator over MCP.
+    assert!(
+        t.rows[3][2].contains("noise-cancelling headphones") && t.rows[3][2].contains("199.00")
+    );
+    assert!(t.rows[5][2].contains("214.92"));
+    let sc0 = scene_at(&mut s, "loop", &["tick=0"]);
+    assert_eq!(table(&sc0, "transcript").rows.len(), 2);
+    assert_eq!(
+        table(&sc0, "transcript").rows[1][3],
+        tok.encode("Order 1004: with 8% sales tax, does it cost more than $200?")
+            .unwrap()
+            .len()
+            .to_string()
+    );
+    // Input per tick grows, since the transcript is re-sent.
+    let meter = bars(&sc, "meter");
+    let ins: Vec<f64> = meter.bars.iter().map(|b| b.value).collect();
+    assert_eq!(ins.len(), 3);
+    assert!(ins.windows(2).all(|w| w[1] > w[0]), "{ins:?}");
+    let cost = table(&sc, "cost");
+    assert_eq!(cost.rows[1][1], format!("{}", ins.iter().sum::<f64>()));
+
+    // p^n against seeded runs of the loop: within 3 standard errors at 400 runs.
+    for (p, n) in [(0.9, 10), (0.99, 10), (0.8, 5)] {
+        let sc = scene_at(
+            &mut s,
+            "reliability",
+            &[&format!("p={p}"), &format!("n={n}")],
+        );
+        let row = &table(&sc, "point").rows[0];
+        let formula: f64 = row[1].trim_end_matches('%').parse::<f64>().unwrap() / 100.0;
+        let measured: f64 = row[2].trim_end_matches('%').parse::<f64>().unwrap() / 100.0;
+        assert!((formula - f64::powi(p, n)).abs() < 1e-3);
+        let se = (formula * (1.0 - formula) / 400.0).sqrt();
+        assert!(
+            (measured - formula).abs() <= 3.0 * se + 1e-9,
+            "p={p} n={n}: {measured} vs {formula}"
+        );
+    }
+    let sc = scene_at(&mut s, "reliability", &["p=0.9", "n=10"]);
+    let _plot = item_as!(sc, "curve", Plot);
+
+    // The stop conditions fire as set.
+    let sc = scene_at(&mut s, "stops", &["max_ticks=3", "budget=6000"]);
+    assert!(sc.item("stop").unwrap().title.contains("step cap"));
+    assert_eq!(table(&sc, "stop").rows[0][0], "3");
+    let sc = scene_at(&mut s, "stops", &["max_ticks=12", "budget=300"]);
+    assert!(sc.item("stop").unwrap().title.contains("token budget"));
+    let total: u64 = table(&sc, "stop").rows[0][3].parse().unwrap();
+    assert!(total >= 300);
+}

@@ -220,11 +220,11 @@ impl Grammar {
         for i in 0..props.len() {
             let head = prop(self, i);
             let mut rest = Vec::new();
-            for j in i + 1..props.len() {
+            for (j, later) in props.iter().enumerate().skip(i + 1) {
                 let sep = self.lit(", ");
                 let p = prop(self, j);
                 let present = self.seq(vec![sep, p]);
-                rest.push(if props[j].2 {
+                rest.push(if later.2 {
                     present
                 } else {
                     let none = self.empty();

@@ -448,7 +448,7 @@ impl Lab for LoopLab {
                 let here = self.success(n, p)?;
                 scene.push(Item::new(
                     "curve",
-                    &format!("End-to-end success vs steps at p = {p:.2}"),
+                    format!("End-to-end success vs steps at p = {p:.2}"),
                     Provenance::computed(format!(
                         "p^n, and {RUNS} seeded runs of the real loop per point"
                     )),

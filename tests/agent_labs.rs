@@ -129,3 +129,93 @@ fn agent_loop_state_shows_the_real_loop() {
     let total: u64 = table(&sc, "stop").rows[0][3].parse().unwrap();
     assert!(total >= 300);
 }
+
+#[test]
+fn retrieval_rag_scores_are_the_retrievers_own() {
+    use lav_tools::corpus::{self, Chunking};
+    use lav_tools::retrieval::{Bm25, Grep};
+    let mut s = session("retrieval-rag");
+    let labs = lav_tests::labs_dir();
+    let docs = corpus::load(&labs).unwrap();
+    let qs = corpus::questions(&labs.join("data/rag-questions.toml")).unwrap();
+    let ch = Chunking {
+        size: 80,
+        overlap: 16,
+    };
+    let chunks = corpus::chunk(&docs, ch);
+    let set = corpus::label(&docs, &chunks, &qs).unwrap();
+
+    let sc = scene_at(&mut s, "chunks", &["size=80", "overlap=16", "question=1"]);
+    assert!(
+        text(&sc, "summary").contains(&format!("→ {} chunks", chunks.len())),
+        "{}",
+        text(&sc, "summary")
+    );
+    let doc = table(&sc, "doc");
+    let marked: Vec<&str> = doc
+        .rows
+        .iter()
+        .filter(|r| r[2] == "✓")
+        .map(|r| r[0].as_str())
+        .collect();
+    assert_eq!(
+        marked,
+        set[0]
+            .relevant
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+
+    // The lab's grep and BM25 rows equal an evaluation run here.
+    let sc = scene_at(&mut s, "metrics", &["k=5"]);
+    let t = table(&sc, "scores");
+    assert_eq!(
+        t.rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["grep", "bm25", "dense", "hybrid"]
+    );
+    let sig = lav_labs::items::sig;
+    let g = corpus::evaluate(&Grep::new(&chunks), &set, 5, 20);
+    let b = corpus::evaluate(&Bm25::new(&chunks).unwrap(), &set, 5, 20);
+    assert_eq!(
+        t.rows[0][1..4],
+        [sig(g.recall), sig(g.hit_rate), sig(g.mrr)]
+    );
+    assert_eq!(
+        t.rows[1][1..4],
+        [sig(b.recall), sig(b.hit_rate), sig(b.mrr)]
+    );
+    let hit = |row: usize| t.rows[row][2].parse::<f64>().unwrap();
+    assert!(
+        hit(3) >= hit(1) && hit(3) >= hit(2),
+        "hybrid is at least as good as either input"
+    );
+
+    // RRF's terms add up to the fused score.
+    let sc = scene_at(&mut s, "compare", &["question=2", "weight=0.5"]);
+    for r in ["grep", "bm25", "dense", "hybrid"] {
+        assert!(table(&sc, r).rows.len() <= 5);
+    }
+    let rrf = table(&sc, "rrf");
+    let term = |i: usize| rrf.rows[i][3].parse::<f64>().unwrap();
+    assert!(
+        (term(0) + term(1) - term(2)).abs() < 1e-3 * term(2),
+        "{:?}",
+        rrf.rows
+    );
+
+    // Distractors can only push relevant chunks down for grep and dense (their
+    // scores of a chunk do not depend on the other chunks); BM25's word statistics
+    // change with the corpus, so it may move either way.
+    let clean: Vec<f64> = (0..4).map(hit).collect();
+    let sc = scene_at(&mut s, "noise", &["noise=200", "k=5"]);
+    let nt = table(&sc, "scores");
+    let noisy: Vec<f64> = (0..4)
+        .map(|r| nt.rows[r][2].parse::<f64>().unwrap())
+        .collect();
+    assert!(
+        noisy[0] <= clean[0] && noisy[2] <= clean[2],
+        "{clean:?} → {noisy:?}"
+    );
+    assert!(text(&sc, "noise").starts_with("200 distractor chunks"));
+}

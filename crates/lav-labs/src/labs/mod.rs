@@ -7,6 +7,7 @@ pub mod forward_pass;
 pub mod generation;
 pub mod kv_cache;
 pub mod quantization;
+pub mod retrieval_rag;
 pub mod security_trifecta;
 mod tokenization;
 mod transformer_block;
@@ -37,6 +38,7 @@ const LABS: &[(&str, Opener)] = &[
     ("forward-pass", forward_pass::open),
     ("security-trifecta", security_trifecta::open),
     ("agent-loop-state", agent_loop_state::open),
+    ("retrieval-rag", retrieval_rag::open),
 ];
 
 /// Whether this build has an implementation of `id`.

@@ -309,3 +309,71 @@ fn unreachable_server_is_one_line_error() {
         "{e}"
     );
 }
+
+#[test]
+fn agent_run_is_recorded_replayed_and_traced_with_the_endpoint_down() {
+    let t = tempfile::tempdir().unwrap();
+    let rec = t.path().join("run.jsonl");
+    let out = Command::new(LAV)
+        .args([
+            "agent",
+            "Cancel order 1008 please.",
+            "--tool-choice",
+            "required",
+            "--max-ticks",
+            "2",
+            "--record",
+        ])
+        .arg(&rec)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: telemetry"))
+        .count();
+    assert_eq!(warnings, 1, "{stderr}");
+    assert!(
+        stderr.contains("2 ticks") || stderr.contains("1 ticks"),
+        "{stderr}"
+    );
+
+    // The record replays without the model, with identical tool results.
+    let replay = lav_agent::Replay::load(&rec).unwrap();
+    let recorded = replay.recorded().expect("a stop event").clone();
+    let again = replay.rerun(&mut ()).unwrap();
+    assert_eq!(again.state.transcript, recorded.state.transcript);
+    assert!(
+        recorded
+            .state
+            .transcript
+            .iter()
+            .any(|m| m.role == lav_agent::Role::Tool)
+    );
+
+    let show = Command::new(LAV)
+        .args(["trace", "show"])
+        .arg(&rec)
+        .arg("--text")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(show.status.success());
+    assert!(
+        text.contains("invoke_agent")
+            && text.contains("chat SmolLM2")
+            && text.contains("execute_tool "),
+        "{text}"
+    );
+    let missing = Command::new(LAV)
+        .args(["trace", "show", "no-such-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && err.lines().count() == 1 && err.contains("lav trace list"),
+        "{err}"
+    );
+}

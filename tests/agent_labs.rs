@@ -219,3 +219,77 @@ fn retrieval_rag_scores_are_the_retrievers_own() {
     );
     assert!(text(&sc, "noise").starts_with("200 distractor chunks"));
 }
+
+#[test]
+fn tool_use_shows_schemas_the_mask_errors_and_choice() {
+    let mut s = session("tool-use");
+    let sc = scene_at(&mut s, "schemas", &[]);
+    assert_eq!(table(&sc, "tools").rows.len(), 7);
+    let mcp: serde_json::Value = serde_json::from_str(&text(&sc, "mcp")).unwrap();
+    assert_eq!(mcp["name"], "get_order");
+    assert_eq!(mcp["inputSchema"]["required"][0], "order_id");
+
+    let sc = scene_at(
+        &mut s,
+        "mask",
+        &["request=Where is my order 1003?", "tstep=0"],
+    );
+    let summary = &table(&sc, "summary").rows[0];
+    let reply = summary[4].clone();
+    let calls = lav_local::parse_reply(&reply, 0).unwrap();
+    assert_eq!(calls.len(), 1, "{reply}");
+    let strip = item_as!(sc, "reply", TokenStrip);
+    let joined: String = strip
+        .tokens
+        .iter()
+        .map(|c| c.text.replace('⏎', "\n"))
+        .collect();
+    assert_eq!(joined, reply);
+    let overridden = strip
+        .tokens
+        .iter()
+        .filter(|c| c.role == lav_scene::Role::Position)
+        .count();
+    assert_eq!(summary[1], overridden.to_string());
+    // At step 0 the only allowed start is the tool-call tag; the chosen token leads
+    // the allowed bars.
+    let b = bars(&sc, "logits");
+    assert!(b.bars[0].label.starts_with("✓ <"), "{:?}", b.bars[0]);
+    assert!(b.bars.iter().any(|x| x.label.starts_with("✗")));
+
+    let sc = scene_at(&mut s, "parallel", &[]);
+    let t = table(&sc, "calls");
+    assert_eq!(t.rows.len(), 3);
+    assert!(t.rows.iter().all(|r| r[0] == "1" && r[2] == "ok"));
+    let sc = scene_at(&mut s, "errors", &[]);
+    let t = table(&sc, "calls");
+    assert_eq!(
+        (t.rows[0][2].as_str(), t.rows[1][2].as_str()),
+        ("is_error", "ok")
+    );
+    assert!(t.rows[1][3].contains("laptop stand"));
+
+    let probs = |sc: &lav_scene::Scene| -> Vec<(String, f64)> {
+        bars(sc, "choice")
+            .bars
+            .iter()
+            .map(|b| (b.label.clone(), b.value))
+            .collect()
+    };
+    let sc = scene_at(&mut s, "descriptions", &["request=Where is my order 1003?"]);
+    let before = probs(&sc);
+    assert_eq!(before.len(), 7);
+    assert!((before.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-9);
+    let sc = scene_at(
+        &mut s,
+        "descriptions",
+        &["description=Deletes an order forever."],
+    );
+    let after = probs(&sc);
+    let get = |v: &[(String, f64)]| v.iter().find(|p| p.0 == "get_order").unwrap().1;
+    assert_ne!(
+        get(&before),
+        get(&after),
+        "the description is part of what the model reads"
+    );
+}

@@ -10,6 +10,7 @@ pub mod quantization;
 pub mod retrieval_rag;
 pub mod security_trifecta;
 mod tokenization;
+pub mod tool_use;
 mod transformer_block;
 
 use crate::error::Result;
@@ -39,6 +40,7 @@ const LABS: &[(&str, Opener)] = &[
     ("security-trifecta", security_trifecta::open),
     ("agent-loop-state", agent_loop_state::open),
     ("retrieval-rag", retrieval_rag::open),
+    ("tool-use", tool_use::open),
 ];
 
 /// Whether this build has an implementation of `id`.

@@ -10,8 +10,17 @@ fn security_trifecta_leaks_only_with_all_three_legs_and_the_guard_blocks_it() {
     let b = bars(&sc, "legs");
     assert_eq!(b.bars.len(), 3);
     assert!(sc.item("legs").unwrap().title.contains("ALL THREE"));
+    let red = |sc: &lav_scene::Scene| {
+        item_as!(sc, "venn", PointCloud)
+            .points
+            .iter()
+            .filter(|p| p.group == 3)
+            .count()
+    };
+    assert!(red(&sc) > 0, "the triple overlap is drawn red");
     let sc = scene_at(&mut s, "legs", &["exfil=off"]);
     assert!(sc.item("legs").unwrap().title.contains("broken"));
+    assert_eq!(red(&sc), 0);
 
     // Guard off, all legs: the sink holds the PIN from notes.txt.
     let sc = scene_at(&mut s, "attack", &["exfil=on", "guard=off"]);

@@ -297,6 +297,69 @@ fn leg_bars(legs: [bool; 3], prov: Provenance) -> Item {
     )
 }
 
+/// The Venn diagram as a 2-D point cloud: a grid of points inside the held legs'
+/// circles, coloured by how many held circles cover them; the triple overlap is
+/// vermillion (series 3) only when all three legs are held.
+pub fn venn(legs: [bool; 3], prov: Provenance) -> Item {
+    let names = ["private data", "untrusted content", "exfiltration"];
+    let centres = [(-0.55f32, 0.35f32), (0.55, 0.35), (0.0, -0.5)];
+    let mut points = Vec::new();
+    let steps = 36;
+    for i in 0..=steps {
+        for j in 0..=steps {
+            let (x, y) = (
+                -1.8 + 3.6 * i as f32 / steps as f32,
+                -1.8 + 3.6 * j as f32 / steps as f32,
+            );
+            let inside: Vec<bool> = centres
+                .iter()
+                .zip(legs)
+                .map(|((cx, cy), held)| held && (x - cx).powi(2) + (y - cy).powi(2) <= 1.0)
+                .collect();
+            let n = inside.iter().filter(|b| **b).count();
+            if n == 0 {
+                continue;
+            }
+            // 1 circle: blue (0); 2: orange (1); all 3: vermillion (3).
+            let group = match n {
+                1 => 0,
+                2 => 1,
+                _ => 3,
+            };
+            points.push(Point {
+                label: String::new(),
+                coords: vec![x, y],
+                group,
+                highlight: false,
+            });
+        }
+    }
+    for ((cx, cy), (name, held)) in centres.iter().zip(names.iter().zip(legs)) {
+        let (lx, ly) = (cx * 1.9, cy * 1.9 + if *cy < 0.0 { -0.3 } else { 0.3 });
+        points.push(Point {
+            label: format!("{name}{}", if held { "" } else { " (not held)" }),
+            coords: vec![lx, ly],
+            group: if held { 0 } else { 4 },
+            highlight: true,
+        });
+    }
+    let all = legs.iter().all(|l| *l);
+    Item::new(
+        "venn",
+        if all {
+            "The trifecta: all three legs overlap (red)"
+        } else {
+            "The legs held: no triple overlap"
+        },
+        prov,
+        Primitive::PointCloud(PointCloud {
+            dims: 2,
+            axes: vec![String::new(), String::new()],
+            points,
+        }),
+    )
+}
+
 impl Lab for TrifectaLab {
     fn steps(&self) -> &[StepSpec] {
         &self.steps
@@ -309,6 +372,7 @@ impl Lab for TrifectaLab {
         let mut scene = Scene::new();
         match step {
             "legs" => {
+                scene.push(venn(legs, prov()));
                 scene.push(leg_bars(legs, prov()));
                 let tools = [
                     (

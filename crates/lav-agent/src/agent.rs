@@ -229,6 +229,9 @@ pub struct Run {
 pub trait Observer {
     fn reply(&mut self, _tick: usize, _model: &str, _reply: &Reply, _seconds: f64) {}
     fn tool(&mut self, _tick: usize, _call: &ToolCall, _result: &ToolResult, _seconds: f64) {}
+    /// The state once a tick is complete (its reply and every tool result applied):
+    /// what a live view steps through.
+    fn tick_end(&mut self, _state: &State) {}
     fn stop(&mut self, _run: &Run) {}
 }
 
@@ -349,6 +352,7 @@ fn run_ticks(
                 state
                     .transcript
                     .push(Message::new(Role::Assistant, text.clone()));
+                observer.tick_end(state);
                 return Ok((Stop::EndOfTurn, Some(text)));
             }
             Reply::Calls { text, calls, .. } => {
@@ -382,6 +386,7 @@ fn run_ticks(
                     m.is_error = result.is_error;
                     state.transcript.push(m);
                 }
+                observer.tick_end(state);
             }
         }
     }

@@ -22,5 +22,5 @@ pub use agent::{
 };
 pub use guard::{Capability, Guarded, Refusal};
 pub use openai::OpenAiCompatible;
-pub use record::{Event, Recorder, Replay};
+pub use record::{Collector, Event, Recorder, Replay};
 pub use scripted::ScriptedPolicy;

@@ -43,7 +43,7 @@ pub enum Event {
 
 /// Writes a run's events to a JSONL file as they happen.
 pub struct Recorder {
-    started: std::time::Instant,
+    clock: Clock,
     path: PathBuf,
     out: BufWriter<std::fs::File>,
     error: Option<String>,
@@ -64,7 +64,7 @@ impl Recorder {
         };
         let file = std::fs::File::create(path).map_err(bad)?;
         let mut r = Recorder {
-            started: std::time::Instant::now(),
+            clock: Clock::start(),
             path: path.to_path_buf(),
             out: BufWriter::new(file),
             error: None,
@@ -105,28 +105,78 @@ impl Recorder {
     }
 }
 
-impl Observer for Recorder {
-    fn reply(&mut self, tick: usize, _model: &str, reply: &Reply, seconds: f64) {
-        let at = (self.started.elapsed().as_secs_f64() - seconds).max(0.0);
-        self.write(&Event::Reply {
+/// Stamps events with when they began, in seconds from the start of the run (the
+/// observer is told after the fact, with the duration).
+struct Clock(std::time::Instant);
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(std::time::Instant::now())
+    }
+
+    fn at(&self, seconds: f64) -> f64 {
+        (self.0.elapsed().as_secs_f64() - seconds).max(0.0)
+    }
+
+    fn reply(&self, tick: usize, reply: &Reply, seconds: f64) -> Event {
+        Event::Reply {
             tick,
             reply: reply.clone(),
             seconds,
-            at,
-        });
+            at: self.at(seconds),
+        }
     }
-    fn tool(&mut self, tick: usize, call: &ToolCall, result: &ToolResult, seconds: f64) {
-        let at = (self.started.elapsed().as_secs_f64() - seconds).max(0.0);
-        self.write(&Event::Tool {
+
+    fn tool(&self, tick: usize, call: &ToolCall, result: &ToolResult, seconds: f64) -> Event {
+        Event::Tool {
             tick,
             call: call.clone(),
             result: result.clone(),
             seconds,
-            at,
-        });
+            at: self.at(seconds),
+        }
+    }
+}
+
+impl Observer for Recorder {
+    fn reply(&mut self, tick: usize, _model: &str, reply: &Reply, seconds: f64) {
+        let e = self.clock.reply(tick, reply, seconds);
+        self.write(&e);
+    }
+    fn tool(&mut self, tick: usize, call: &ToolCall, result: &ToolResult, seconds: f64) {
+        let e = self.clock.tool(tick, call, result, seconds);
+        self.write(&e);
     }
     fn stop(&mut self, run: &Run) {
         self.write(&Event::Stop { run: run.clone() });
+    }
+}
+
+/// The same events as a [`Recorder`] writes, kept in memory (for a lab's live trace).
+pub struct Collector {
+    clock: Clock,
+    pub events: Vec<Event>,
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Collector {
+            clock: Clock::start(),
+            events: Vec::new(),
+        }
+    }
+}
+
+impl Observer for Collector {
+    fn reply(&mut self, tick: usize, _model: &str, reply: &Reply, seconds: f64) {
+        self.events.push(self.clock.reply(tick, reply, seconds));
+    }
+    fn tool(&mut self, tick: usize, call: &ToolCall, result: &ToolResult, seconds: f64) {
+        self.events
+            .push(self.clock.tool(tick, call, result, seconds));
+    }
+    fn stop(&mut self, run: &Run) {
+        self.events.push(Event::Stop { run: run.clone() });
     }
 }
 

@@ -61,6 +61,8 @@ pub struct LocalLlm {
     /// The last prompt's tokens and KV cache: the next prompt usually extends it
     /// (same system prompt, one more turn), so only the new tokens are prefilled.
     prefix: std::sync::Mutex<Option<(Vec<u32>, lav_model::KvCache)>>,
+    /// The token that ends a turn (`<|im_end|>` in ChatML).
+    eos: u32,
 }
 
 /// How many tokens of each kind a [`Step`] keeps.
@@ -178,6 +180,10 @@ impl LocalLlm {
         trie: Arc<TokenTrie>,
         name: &str,
     ) -> LocalLlm {
+        let eos = tok
+            .token_id("<|im_end|>")
+            .filter(|&i| tok.is_stop(i))
+            .unwrap_or(2);
         LocalLlm {
             model,
             tok,
@@ -189,6 +195,7 @@ impl LocalLlm {
             last: None,
             calls: 0,
             prefix: std::sync::Mutex::new(None),
+            eos,
         }
     }
 
@@ -245,9 +252,7 @@ impl LocalLlm {
         let mut m = Matcher::new(Arc::new(grammar));
         let mut out: Vec<u8> = Vec::new();
         let mut steps = Vec::new();
-        let eos = (0..self.tok.vocab_size() as u32)
-            .find(|&i| self.tok.is_stop(i) && self.tok.token_str(i) == Some("<|im_end|>"))
-            .unwrap_or(2);
+        let eos = self.eos;
         let label = |id: u32| String::from_utf8_lossy(&self.tok.token_bytes(id)).into_owned();
         while steps.len() < self.max_tokens {
             let t = Instant::now();

@@ -143,6 +143,12 @@ impl Llm for Counted {
 #[derive(Default)]
 struct Snapshots(Vec<State>);
 
+impl lav_agent::Observer for Snapshots {
+    fn tick_end(&mut self, state: &State) {
+        self.0.push(state.clone());
+    }
+}
+
 struct TaskRun {
     run: Run,
     /// The state at the end of tick t (index 0: before the first tick).
@@ -191,52 +197,15 @@ fn task_run(tok: &Arc<Tokenizer>) -> Result<TaskRun> {
     };
     let start = State::new("You are a shop assistant. Use the tools.", TASK);
     let mut snaps = Snapshots(vec![start.clone()]);
-    struct Obs<'a>(&'a mut Snapshots, State);
-    impl lav_agent::Observer for Obs<'_> {
-        fn reply(&mut self, _: usize, _: &str, r: &Reply, _: f64) {
-            // Mirror the loop's bookkeeping so each tick's state can be shown.
-            let u = r.usage();
-            self.1.ticks += 1;
-            self.1.usage.input_tokens += u.input_tokens;
-            self.1.usage.output_tokens += u.output_tokens;
-            let mut m = lav_agent::Message::new(
-                MsgRole::Assistant,
-                match r {
-                    Reply::Final { text, .. } | Reply::Calls { text, .. } => text.clone(),
-                },
-            );
-            if let Reply::Calls { calls, .. } = r {
-                m.tool_calls = calls.clone();
-            }
-            self.1.transcript.push(m);
-            if matches!(r, Reply::Final { .. }) {
-                self.0.0.push(self.1.clone());
-            }
-        }
-        fn tool(&mut self, _: usize, c: &ToolCall, r: &ToolResult, _: f64) {
-            let mut m = lav_agent::Message::new(MsgRole::Tool, r.content.clone());
-            m.tool_call_id = Some(c.id.clone());
-            m.is_error = r.is_error;
-            self.1.transcript.push(m);
-            self.0.0.push(self.1.clone());
-        }
-    }
     let tool_names = tools.list().into_iter().map(|s| s.name).collect();
     let run = lav_agent::run(
         &mut llm,
         &mut tools,
         start.clone(),
         Limits::default(),
-        &mut Obs(&mut snaps, start),
+        &mut snaps,
     )
     .map_err(|x| e(x.to_string()))?;
-    // The observer's last state must be the loop's own: a check that the mirror is
-    // faithful.
-    if snaps.0.last() != Some(&run.state) {
-        return Err(LabError::Input(
-            "the tick snapshots drifted from the loop's state".into(),
-        ));
-    }
     Ok(TaskRun {
         run,
         states: snaps.0,

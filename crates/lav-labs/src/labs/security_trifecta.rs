@@ -12,7 +12,7 @@ use crate::error::{LabError, Result};
 use crate::items::{bar, bars, table, text};
 use crate::lab::{Lab, StepSpec};
 use lav_agent::{
-    Capability, Event, Guarded, Limits, Observer, Replay, Reply, Run, ScriptedPolicy, State,
+    Capability, Collector, Event, Guarded, Limits, Replay, Reply, Run, ScriptedPolicy, State,
     ToolCall, ToolResult, ToolSpec, Toolbox, Tools, Usage,
 };
 use lav_scene::*;
@@ -85,42 +85,6 @@ impl Tools for Web {
     }
     fn call(&mut self, _: &ToolCall) -> ToolResult {
         ToolResult::from_result(Ok(self.0.clone()))
-    }
-}
-
-/// Collects the run's events for the trace view.
-#[derive(Default)]
-struct Collect(Vec<Event>);
-
-impl Observer for Collect {
-    fn reply(&mut self, tick: usize, _: &str, reply: &Reply, seconds: f64) {
-        let at = self.0.last().map_or(0.0, end);
-        self.0.push(Event::Reply {
-            tick,
-            reply: reply.clone(),
-            seconds,
-            at,
-        });
-    }
-    fn tool(&mut self, tick: usize, call: &ToolCall, result: &ToolResult, seconds: f64) {
-        let at = self.0.last().map_or(0.0, end);
-        self.0.push(Event::Tool {
-            tick,
-            call: call.clone(),
-            result: result.clone(),
-            seconds,
-            at,
-        });
-    }
-    fn stop(&mut self, run: &Run) {
-        self.0.push(Event::Stop { run: run.clone() });
-    }
-}
-
-fn end(e: &Event) -> f64 {
-    match e {
-        Event::Reply { at, seconds, .. } | Event::Tool { at, seconds, .. } => at + seconds,
-        _ => 0.0,
     }
 }
 
@@ -199,7 +163,7 @@ pub fn attack(dir: &std::path::Path, page: &str, legs: [bool; 3], guard: bool) -
     let mut llm = InjectedAgent {
         script: ScriptedPolicy::new("scripted agent (obeys the injection)", moves),
     };
-    let mut obs = Collect::default();
+    let mut obs = Collector::default();
     let tools_list = guarded.list();
     let run = lav_agent::run(
         &mut llm,
@@ -214,7 +178,7 @@ pub fn attack(dir: &std::path::Path, page: &str, legs: [bool; 3], guard: bool) -
     .map_err(|e| LabError::Input(e.to_string()))?;
     Ok(Outcome {
         run,
-        events: obs.0,
+        events: obs.events,
         tools: tools_list,
         leaked: sink.attempts(),
         refusals: guarded.refusals.clone(),

@@ -52,6 +52,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         model: ctx.loader.model()?,
         tok: ctx.loader.tokenizer()?,
         model_name: ctx.loader.model_name(),
+        dir: ctx.dir.join("data/agents"),
         trie: None,
         decode: Job::default(),
         choice: Job::default(),
@@ -70,15 +71,16 @@ struct ToolLab {
     model: Arc<Llama>,
     tok: Arc<Tokenizer>,
     model_name: String,
+    dir: std::path::PathBuf,
     trie: Option<Arc<TokenTrie>>,
     decode: Job<String, Decoded>,
     choice: Job<(String, String), Vec<(String, f64)>>,
 }
 
 /// The tools the lab's agent holds (lav's built-ins without the docs index, which
-/// needs the embedder), with get_order's description as the learner wrote it.
-fn tools(get_order: &str) -> Result<Toolbox> {
-    let dir = std::env::temp_dir();
+/// needs the embedder), with get_order's description as the learner wrote it; the
+/// file reader is confined to the lab's agent data.
+fn tools(dir: &std::path::Path, get_order: &str) -> Result<Toolbox> {
     let orders = lav_tools::Orders::seeded().map_err(LabError::Input)?;
     let described = Described {
         inner: orders,
@@ -86,7 +88,7 @@ fn tools(get_order: &str) -> Result<Toolbox> {
     };
     Ok(Toolbox::default()
         .with(lav_tools::Calculator)
-        .with(lav_tools::FileReader::new(&dir).map_err(|e| LabError::Input(e.to_string()))?)
+        .with(lav_tools::FileReader::new(dir).map_err(|e| LabError::Input(e.to_string()))?)
         .with(described)
         .with(lav_tools::Sink::default()))
 }
@@ -188,7 +190,7 @@ impl Lab for ToolLab {
         let request = v.text(&self.c.request).to_string();
         match step {
             "schemas" => {
-                let specs = tools(GET_ORDER)?.list();
+                let specs = tools(&self.dir, GET_ORDER)?.list();
                 scene.push(table(
                     "tools",
                     "Each tool: a name, a description and a JSON Schema for its arguments",
@@ -220,7 +222,7 @@ impl Lab for ToolLab {
             }
             "mask" => {
                 let mut llm = self.llm();
-                let specs = tools(GET_ORDER)?.list();
+                let specs = tools(&self.dir, GET_ORDER)?.list();
                 let prompt = llm.prompt(&State::new("", &request), &specs);
                 let schemas: Vec<(String, serde_json::Value)> = specs
                     .iter()
@@ -315,7 +317,7 @@ impl Lab for ToolLab {
                 ));
             }
             "parallel" | "errors" => {
-                let server = lav_mcp::Server::new("lav", tools(GET_ORDER)?);
+                let server = lav_mcp::Server::new("lav", tools(&self.dir, GET_ORDER)?);
                 let mut client = lav_mcp::Client::in_process(server)
                     .map_err(|e| LabError::Input(e.to_string()))?;
                 let u = Usage::default();
@@ -428,7 +430,7 @@ impl Lab for ToolLab {
             }
             "descriptions" => {
                 let description = v.text(&self.c.description).to_string();
-                let specs = tools(&description)?.list();
+                let specs = tools(&self.dir, &description)?.list();
                 let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
                 let llm = self.llm();
                 let prompt = llm.prompt(&State::new("", &request), &specs);

@@ -118,10 +118,6 @@ fn validate(tools: &[ToolSpec], calls: &[Value]) -> Value {
 fn every_reply_is_a_schema_valid_call() {
     assert!(REQUESTS.len() >= 50);
     let tools = tools();
-    let schemas: Vec<(String, Value)> = tools
-        .iter()
-        .map(|t| (t.name.clone(), t.input_schema.clone()))
-        .collect();
     let mut llm = llm();
     let mut calls = Vec::new();
     let mut steps = 0;
@@ -132,7 +128,7 @@ fn every_reply_is_a_schema_valid_call() {
         // Every fourth request may make two calls at once.
         llm.max_calls = if i % 4 == 3 { 2 } else { 1 };
         let state = State::new("", q);
-        let g = Grammar::tool_reply(&schemas, ToolChoice::Required, llm.max_calls);
+        let g = Grammar::tool_reply(&tools, ToolChoice::Required, llm.max_calls);
         let d = llm.decode(&llm.prompt(&state, &tools), g).unwrap();
         steps += d.steps.len();
         agreed += d.steps.iter().filter(|s| s.unconstrained_agrees).count();
@@ -162,7 +158,7 @@ fn every_reply_is_a_schema_valid_call() {
     );
     // The same request twice: the second prompt reuses the first's KV cache.
     let state = State::new("", REQUESTS[0]);
-    let g = || Grammar::tool_reply(&schemas, ToolChoice::Required, 1);
+    let g = || Grammar::tool_reply(&tools, ToolChoice::Required, 1);
     let a = llm.decode(&llm.prompt(&state, &tools), g()).unwrap();
     let b = llm.decode(&llm.prompt(&state, &tools), g()).unwrap();
     assert_eq!(b.reused_tokens, b.prompt_tokens - 1);
@@ -174,11 +170,7 @@ fn mask_equals_a_token_by_token_check_on_the_real_vocabulary() {
     let tok = lav_tests::tokenizer();
     let trie = vocab_trie(tok);
     let tools = tools();
-    let schemas: Vec<(String, Value)> = tools
-        .iter()
-        .map(|t| (t.name.clone(), t.input_schema.clone()))
-        .collect();
-    let g = Arc::new(Grammar::tool_reply(&schemas, ToolChoice::Auto, 2));
+    let g = Arc::new(Grammar::tool_reply(&tools, ToolChoice::Auto, 2));
     // Prefixes that stop at every kind of place: choosing text or a call, inside a
     // tool name, a string, a number, an enum, between properties, after a block.
     let prefixes = [

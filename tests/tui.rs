@@ -1,8 +1,8 @@
 //! The terminal UI draws every step of every available lab into ratatui's test
 //! backend, and the frame holds what the learner should see.
 
-use lav_labs::{Registry, open_session};
-use lav_tests::{lab_context, labs_dir};
+use lav_lab::Registry;
+use lav_tests::{TRACKS, catalogue, labs_dir, session};
 use lav_tui::{App, draw};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -24,14 +24,14 @@ fn frame_text(app: &App) -> String {
 
 #[test]
 fn every_step_of_every_lab_draws_its_prose_and_scene() {
-    let reg = Registry::load(&labs_dir()).unwrap();
+    let reg = Registry::load(&labs_dir(), &catalogue(TRACKS)).unwrap();
     for id in reg.available() {
-        let mut app = App::new(open_session(id, &lab_context()).unwrap());
+        let mut app = App::new(session(id));
         for i in 0..app.session.steps().len() {
             let text = frame_text(&app);
             let st = app.session.lesson_step().clone();
             assert!(
-                text.contains(&app.session.lesson.title),
+                text.contains(&app.session.lesson().title),
                 "{id}: title\n{text}"
             );
             assert!(
@@ -67,7 +67,7 @@ fn every_step_of_every_lab_draws_its_prose_and_scene() {
 
 #[test]
 fn keys_change_steps_and_controls() {
-    let mut app = App::new(open_session("tokenization", &lab_context()).unwrap());
+    let mut app = App::new(session("tokenization"));
     app.key(KeyCode::Right, KeyModifiers::NONE);
     assert_eq!(app.session.step().id, "pairs");
     // Focus the merge slider and raise it twice.
@@ -95,7 +95,7 @@ fn keys_change_steps_and_controls() {
 
 #[test]
 fn background_work_shows_a_gauge_then_its_result() {
-    let mut s = open_session("generation", &lab_context()).unwrap();
+    let mut s = session("generation");
     s.go_to("sample").unwrap();
     s.set_raw("seed=11").unwrap();
     let mut app = App::new(s);
@@ -119,7 +119,7 @@ fn background_work_shows_a_gauge_then_its_result() {
 #[ignore = "prints a frame for a human to look at"]
 fn print_frames() {
     let id = std::env::var("LAB").unwrap_or_else(|_| "tokenization".into());
-    let mut app = App::new(open_session(&id, &lab_context()).unwrap());
+    let mut app = App::new(session(&id));
     for _ in 0..app.session.steps().len() {
         println!("{}", frame_text(&app));
         app.key(KeyCode::Right, KeyModifiers::NONE);

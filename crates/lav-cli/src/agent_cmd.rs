@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use lav_agent::{
     Limits, Llm, Observer, Recorder, Replay, Reply, State, ToolCall, ToolResult, Tools,
 };
-use lav_labs::Loader;
+use lav_model::Loader;
 use lav_model::WeightFormat;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -120,7 +120,7 @@ impl Observer for Both<'_> {
 }
 
 pub fn agent(g: &Global, format: WeightFormat, a: AgentArgs) -> Result<()> {
-    let labs = lav_labs::labs_dir()?;
+    let labs = lav_lab::labs_dir()?;
     let loader = Arc::new(CliLoader::new(g, format));
     let mut tools: Box<dyn Tools> = match &a.mcp {
         Some(url) => Box::new(lav_mcp::Client::http(url)?),
@@ -240,7 +240,8 @@ pub fn trace(a: TraceArgs) -> Result<()> {
                 );
             }
             let replay = Replay::load(&path)?;
-            let scene = lav_labs::agent_trace::trace_scene(&replay, &path.display().to_string());
+            let scene =
+                lav_labs_agents::agent_trace::trace_scene(&replay, &path.display().to_string());
             if text || !std::io::stdout().is_terminal() {
                 print!("{}", lav_scene::render_text(&scene));
                 return Ok(());

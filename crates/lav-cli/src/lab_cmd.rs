@@ -3,8 +3,9 @@
 use crate::{Global, resolve};
 use anyhow::Result;
 use clap::Args;
-use lav_labs::{Context, LabError, Loader, Registry, Status};
+use lav_lab::{Catalogue, Registry, Status};
 use lav_model::{Embedder, Llama, Tokenizer, WeightFormat};
+use lav_model::{Loader, ModelError};
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
@@ -64,29 +65,29 @@ impl CliLoader {
 fn once<T>(
     slot: &Mutex<Option<Arc<T>>>,
     load: impl FnOnce() -> Result<T>,
-) -> lav_labs::Result<Arc<T>> {
+) -> lav_model::Result<Arc<T>> {
     let mut s = slot.lock().expect("loader lock");
     if let Some(v) = &*s {
         return Ok(v.clone());
     }
-    let v = Arc::new(load().map_err(|e| LabError::Input(format!("{e:#}")))?);
+    let v = Arc::new(load().map_err(|e| ModelError::Load(format!("{e:#}")))?);
     *s = Some(v.clone());
     Ok(v)
 }
 
 impl Loader for CliLoader {
-    fn model(&self) -> lav_labs::Result<Arc<Llama>> {
+    fn model(&self) -> lav_model::Result<Arc<Llama>> {
         once(&self.model, || {
             let path = resolve::gguf_path(&self.global)?;
             Ok(Llama::load(&path, self.format)?)
         })
     }
 
-    fn tokenizer(&self) -> lav_labs::Result<Arc<Tokenizer>> {
+    fn tokenizer(&self) -> lav_model::Result<Arc<Tokenizer>> {
         once(&self.tokenizer, || resolve::tokenizer(&self.global))
     }
 
-    fn embedder(&self) -> lav_labs::Result<Arc<Embedder>> {
+    fn embedder(&self) -> lav_model::Result<Arc<Embedder>> {
         once(&self.embedder, || {
             let dir = lav_store::Store::default()
                 .ensure(lav_store::DEFAULT_EMBEDDER, std::io::stderr().is_terminal())?;
@@ -106,8 +107,19 @@ impl Loader for CliLoader {
     }
 }
 
-pub fn labs(json: bool) -> Result<()> {
-    let reg = Registry::load(&lav_labs::labs_dir()?)?;
+/// The composition root of the labs: every track crate's labs, opened over `loader`'s
+/// models. A new track adds one line here.
+pub fn catalogue(loader: Arc<dyn Loader>) -> Catalogue {
+    let mut c = Catalogue::default();
+    lav_labs_llm::register(&mut c, loader.clone());
+    lav_labs_agents::register(&mut c, loader);
+    c
+}
+
+pub fn labs(g: &Global, json: bool) -> Result<()> {
+    // Listing loads no model: the loader only loads when a lab opens.
+    let cat = catalogue(Arc::new(CliLoader::new(g, WeightFormat::Stored)));
+    let reg = Registry::load(&lav_lab::labs_dir()?, &cat)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reg)?);
         return Ok(());
@@ -134,12 +146,9 @@ fn open_at(
     format: WeightFormat,
     id: &str,
     step: Option<&str>,
-) -> Result<lav_labs::Session> {
-    let ctx = Context {
-        dir: lav_labs::labs_dir()?,
-        loader: Arc::new(CliLoader::new(g, format)),
-    };
-    let mut session = lav_labs::open_session(id, &ctx)?;
+) -> Result<lav_lab::Session> {
+    let cat = catalogue(Arc::new(CliLoader::new(g, format)));
+    let mut session = lav_lab::open_session(id, &lav_lab::labs_dir()?, &cat)?;
     if let Some(s) = step {
         session.go_to(s)?;
     }
@@ -154,11 +163,11 @@ pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
     if a.json {
         let scene = settled(&mut session)?;
         let out = serde_json::json!({
-            "lab": session.entry.id,
+            "lab": session.entry().id,
             "step": session.step().id,
             "title": session.lesson_step().title,
             "controls": session.step().controls,
-            "values": session.values,
+            "values": session.values(),
             "scene": scene,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -193,7 +202,7 @@ pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
     let st = session.lesson_step();
     println!(
         "# {} — {} [{}]",
-        session.lesson.title,
+        session.lesson().title,
         st.title,
         session.step().id
     );
@@ -207,7 +216,7 @@ pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
 
 /// The step's scene once any background work (a generation, a re-quantization) has
 /// finished, with its progress on stderr when that is a terminal.
-fn settled(session: &mut lav_labs::Session) -> lav_labs::Result<lav_scene::Scene> {
+fn settled(session: &mut lav_lab::Session) -> lav_lab::Result<lav_scene::Scene> {
     let tty = std::io::stderr().is_terminal();
     let mut shown = false;
     let scene = session.scene_settled(|s| {
@@ -290,10 +299,10 @@ const NEW_INPUT: &str = "A dog ran home. | A cat sat down.";
 
 /// `lav bench --labs`: the two lab speed targets, measured on every available lab.
 pub fn bench_labs(g: &Global, format: WeightFormat, json: bool) -> Result<()> {
-    use lav_labs::{ControlKind, Value};
+    use lav_lab::{ControlKind, Value};
     use std::time::Instant;
-    let dir = lav_labs::labs_dir()?;
-    let ids: Vec<String> = Registry::load(&dir)?
+    let dir = lav_lab::labs_dir()?;
+    let ids: Vec<String> = Registry::load(&dir, &catalogue(Arc::new(CliLoader::new(g, format))))?
         .available()
         .iter()
         .map(|s| s.to_string())
@@ -306,12 +315,9 @@ pub fn bench_labs(g: &Global, format: WeightFormat, json: bool) -> Result<()> {
     }
     let mut rows = Vec::new();
     for id in ids {
-        let ctx = Context {
-            dir: dir.clone(),
-            loader: Arc::new(CliLoader::new(g, format)),
-        };
+        let cat = catalogue(Arc::new(CliLoader::new(g, format)));
         let t0 = Instant::now();
-        let mut s = lav_labs::open_session(&id, &ctx)?;
+        let mut s = lav_lab::open_session(&id, &dir, &cat)?;
         // The first frame is what the learner sees first: a step whose work runs in
         // the background shows its progress at once.
         s.scene()?;
@@ -324,21 +330,21 @@ pub fn bench_labs(g: &Global, format: WeightFormat, json: bool) -> Result<()> {
             settled(&mut s)?; // the step's pass, cached from here on
             let controls = s.step().controls.clone();
             for c in controls {
-                let before = s.values.get(c.key).cloned();
+                let before = s.value(c.key)?;
                 let new = match &c.kind {
                     ControlKind::Slider { min, max, step } => {
-                        let v = s.values.num(&c);
+                        let v = s.values().num(&c);
                         Value::Num(if v + step <= *max {
                             v + step
                         } else {
                             (v - step).max(*min)
                         })
                     }
-                    ControlKind::Toggle => Value::Bool(!s.values.flag(&c)),
+                    ControlKind::Toggle => Value::Bool(!s.values().flag(&c)),
                     ControlKind::Choice { options } => Value::Text(
                         options
                             .iter()
-                            .find(|o| o.as_str() != s.values.text(&c))
+                            .find(|o| o.as_str() != s.values().text(&c))
                             .cloned()
                             .unwrap_or_default(),
                     ),
@@ -347,17 +353,14 @@ pub fn bench_labs(g: &Global, format: WeightFormat, json: bool) -> Result<()> {
                     ControlKind::Button { .. } => continue,
                 };
                 let is_text = matches!(c.kind, ControlKind::Text { .. });
-                s.set(c.key, new);
+                s.set(c.key, new)?;
                 let t = Instant::now();
                 let first = s.scene();
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 if is_text && first.is_err() {
                     // A control that refuses this text (a type name, not a prompt):
                     // its one-line error is the whole answer; nothing to time.
-                    match before {
-                        Some(v) => s.set(c.key, v),
-                        None => s.set(c.key, c.default.clone()),
-                    }
+                    s.set(c.key, before)?;
                     continue;
                 }
                 first?;
@@ -382,10 +385,7 @@ pub fn bench_labs(g: &Global, format: WeightFormat, json: bool) -> Result<()> {
                         what = format!("{step}: {}", c.key);
                     }
                 }
-                match before {
-                    Some(v) => s.set(c.key, v),
-                    None => s.set(c.key, c.default.clone()),
-                }
+                s.set(c.key, before)?;
                 settled(&mut s)?; // back to the cached state before the next change
             }
         }

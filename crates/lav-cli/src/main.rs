@@ -9,7 +9,7 @@ mod resolve;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use lav_model::generate::generate;
+use lav_engine::generate;
 use lav_model::{
     ChatMessage, Embedder, ModelCard, Sampler, SamplerConfig, TextStream, WeightFormat, chat_prompt,
 };
@@ -333,7 +333,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench::run(&g, format, a),
-        Command::Labs { json } => lab_cmd::labs(json),
+        Command::Labs { json } => lab_cmd::labs(&g, json),
         Command::Lab(a) => lab_cmd::lab(&g, format, a),
         Command::Mcp(a) => mcp_cmd::mcp(&g, format, a),
         Command::Agent(a) => agent_cmd::agent(&g, format, a),

@@ -5,7 +5,7 @@ use crate::lab_cmd::CliLoader;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use lav_agent::{ToolCall, ToolResult, ToolSpec, Tools};
-use lav_labs::Registry;
+use lav_lab::Registry;
 use lav_model::WeightFormat;
 use serde_json::json;
 use std::path::PathBuf;
@@ -41,7 +41,7 @@ pub fn mcp(g: &Global, format: WeightFormat, a: McpArgs) -> Result<()> {
             root,
             no_labs,
         } => {
-            let labs = lav_labs::labs_dir()?;
+            let labs = lav_lab::labs_dir()?;
             let root = root.unwrap_or_else(|| labs.clone());
             let loader = Arc::new(CliLoader::new(g, format));
             let docs = lav_tools::DocsSearch::new(
@@ -53,9 +53,10 @@ pub fn mcp(g: &Global, format: WeightFormat, a: McpArgs) -> Result<()> {
             let mut tools = lav_tools::builtin(docs, &root, lav_tools::Sink::default())
                 .map_err(anyhow::Error::msg)?;
             if !no_labs {
+                let catalogue = crate::lab_cmd::catalogue(loader);
                 tools = tools.with(LabTools {
-                    loader,
-                    registry: Registry::load(&labs)?,
+                    registry: Registry::load(&labs, &catalogue)?,
+                    catalogue,
                 });
             }
             let server = lav_mcp::Server::new("lav", tools);
@@ -74,7 +75,7 @@ pub fn mcp(g: &Global, format: WeightFormat, a: McpArgs) -> Result<()> {
 /// MiniLM through the CLI's loader: loaded (and fetched if need be) on the first dense
 /// search, not at start.
 pub fn embed_fn(loader: Arc<CliLoader>) -> Arc<lav_tools::retrieval::EmbedFn> {
-    use lav_labs::Loader;
+    use lav_model::Loader;
     Arc::new(move |t: &str| {
         let e = loader.embedder().map_err(|e| e.to_string())?;
         e.embed(t).map_err(|e| e.to_string())
@@ -84,7 +85,7 @@ pub fn embed_fn(loader: Arc<CliLoader>) -> Arc<lav_tools::retrieval::EmbedFn> {
 /// The labs as tools: list them, and view any step with any controls set, as the
 /// plain-text scene `lav lab --text` prints.
 struct LabTools {
-    loader: Arc<CliLoader>,
+    catalogue: lav_lab::Catalogue,
     registry: Registry,
 }
 
@@ -94,11 +95,7 @@ impl LabTools {
             .get("lab")
             .and_then(|v| v.as_str())
             .context("give `lab`, a lab id from lab_list")?;
-        let ctx = lav_labs::Context {
-            dir: lav_labs::labs_dir()?,
-            loader: self.loader.clone(),
-        };
-        let mut session = lav_labs::open_session(lab, &ctx)?;
+        let mut session = lav_lab::open_session(lab, self.registry.dir(), &self.catalogue)?;
         if let Some(step) = args.get("step").and_then(|v| v.as_str()) {
             session.go_to(step)?;
         }
@@ -125,7 +122,7 @@ impl LabTools {
         let steps: Vec<&str> = session.steps().iter().map(|s| s.id).collect();
         Ok(format!(
             "# {} — {} [{}]\nsteps: {}\ncontrols: {}\n\n{}\n\n{}",
-            session.lesson.title,
+            session.lesson().title,
             st.title,
             session.step().id,
             steps.join(", "),
@@ -168,8 +165,8 @@ impl Tools for LabTools {
                 for t in &self.registry.tracks {
                     for l in &t.labs {
                         let status = match l.status {
-                            lav_labs::Status::Available => "available",
-                            lav_labs::Status::Planned => "planned",
+                            lav_lab::Status::Available => "available",
+                            lav_lab::Status::Planned => "planned",
                         };
                         out += &format!("{}\t{}\t{}\t{}\n", l.id, t.title, status, l.title);
                     }

@@ -1,5 +1,6 @@
 //! Grammars as trees of byte-level nodes, and their compilation from JSON Schema.
 
+use lav_agent_types::ToolSpec;
 use serde_json::Value;
 
 /// One grammar node. Terminals consume bytes; `Seq` and `Alt` combine.
@@ -77,23 +78,24 @@ impl Grammar {
         g
     }
 
-    /// The grammar of an assistant reply given the tools `(name, input schema)`:
+    /// The grammar of an assistant reply given the tools (each one's name and input
+    /// schema):
     /// `<tool_call>\n{"name": N, "arguments": A}\n</tool_call>`, up to `max_calls`
     /// (at most [`MAX_CALLS`]) of them separated by newlines, or with
     /// [`ToolChoice::Auto`] a text answer instead.
-    pub fn tool_reply(tools: &[(String, Value)], choice: ToolChoice, max_calls: usize) -> Grammar {
+    pub fn tool_reply(tools: &[ToolSpec], choice: ToolChoice, max_calls: usize) -> Grammar {
         let mut g = Grammar {
             nodes: Vec::new(),
             root: 0,
         };
         let calls: Vec<usize> = tools
             .iter()
-            .map(|(name, schema)| {
+            .map(|t| {
                 let head = g.lit(&format!(
                     "{{\"name\": {}, \"arguments\": ",
-                    Value::String(name.clone())
+                    Value::String(t.name.clone())
                 ));
-                let args = g.value(schema, 0);
+                let args = g.value(&t.input_schema, 0);
                 let tail = g.lit("}");
                 g.seq(vec![head, args, tail])
             })

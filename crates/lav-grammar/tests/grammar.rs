@@ -1,6 +1,7 @@
 //! The grammar accepts exactly the JSON its schema allows, and masked random
 //! generation can only produce valid replies.
 
+use lav_agent_types::ToolSpec;
 use lav_grammar::{Grammar, Matcher, TokenTrie, ToolChoice};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -68,15 +69,20 @@ fn schema_grammar_accepts_exactly_the_valid_values() {
     }
 }
 
-fn tools() -> Vec<(String, Value)> {
+fn tools() -> Vec<ToolSpec> {
+    let spec = |name: &str, input_schema: Value| ToolSpec {
+        name: name.into(),
+        description: String::new(),
+        input_schema,
+    };
     vec![
-        ("search_docs".into(), search_schema()),
-        (
-            "calculate".into(),
+        spec("search_docs", search_schema()),
+        spec(
+            "calculate",
             json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
         ),
-        (
-            "get_order".into(),
+        spec(
+            "get_order",
             json!({"type": "object", "properties": {"order_id": {"type": "integer"}}, "required": ["order_id"]}),
         ),
     ]

@@ -329,16 +329,12 @@ impl Llm for LocalLlm {
     }
 
     fn next(&mut self, state: &State, tools: &[ToolSpec]) -> lav_agent::agent::Result<Reply> {
-        let schemas: Vec<(String, serde_json::Value)> = tools
-            .iter()
-            .map(|t| (t.name.clone(), t.input_schema.clone()))
-            .collect();
         let choice = if tools.is_empty() {
             ToolChoice::Auto
         } else {
             self.choice
         };
-        let grammar = Grammar::tool_reply(&schemas, choice, self.max_calls);
+        let grammar = Grammar::tool_reply(tools, choice, self.max_calls);
         let prompt = self.prompt(state, tools);
         let d = self
             .decode(&prompt, grammar)

@@ -1,7 +1,7 @@
 //! An MCP server's tools, held by the agent as [`Tools`].
 
 use crate::{McpError, Result, Server, runtime};
-use lav_agent::{ToolCall, ToolResult, ToolSpec, Tools};
+use lav_agent_types::{ToolCall, ToolResult, ToolSpec, Tools};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};

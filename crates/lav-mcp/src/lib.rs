@@ -1,9 +1,9 @@
 //! `lav-mcp`: the Model Context Protocol side of lav's agents, through rmcp.
 //!
-//! [`Server`] exposes any [`lav_agent::Tools`] as an MCP server over stdio or
+//! [`Server`] exposes any [`lav_agent_types::Tools`] as an MCP server over stdio or
 //! streamable HTTP; [`Client`] connects to an MCP server (a child process over stdio,
 //! a URL over streamable HTTP, or a server in the same process) and is itself a
-//! [`lav_agent::Tools`], so the agent loop holds remote tools exactly like local ones.
+//! [`lav_agent_types::Tools`], so the agent loop holds remote tools exactly like local ones.
 //! The loop and the tools stay synchronous; this crate owns the tokio runtime MCP
 //! needs and blocks on it at the boundary.
 //!

@@ -1,7 +1,7 @@
 //! A lav tool set as an MCP server.
 
 use crate::{McpError, Result, runtime};
-use lav_agent::{ToolCall, ToolSpec, Tools};
+use lav_agent_types::{ToolCall, ToolSpec, Tools};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,

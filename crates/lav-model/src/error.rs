@@ -19,6 +19,9 @@ pub enum ModelError {
     Sampling(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A model could not be had (fetched, resolved): the loader's one-line reason.
+    #[error("{0}")]
+    Load(String),
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -551,12 +551,25 @@ pub mod neon {
     }
 }
 
-/// Which kernel family this CPU runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Kernel {
+/// Which kernel family this CPU runs. Opaque: [`Kernel::detect`] (runtime feature
+/// detection) and [`Kernel::portable`] are the only ways to get one, so safe code can
+/// never hold an AVX2 kernel on a CPU without AVX2 and reach its `unsafe` dots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernel(Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
     Portable,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2,
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
     Neon,
+}
+
+impl serde::Serialize for Kernel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 /// A multi-token version of a dot kernel, bit-identical per pair: one weight row
@@ -583,7 +596,7 @@ impl Kernel {
     pub fn packed_q4_1(self) -> Option<PackedQ4_1> {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => Some(avx2::q4_1_1x8),
+            Kernel(Kind::Avx2) => Some(avx2::q4_1_1x8),
             _ => None,
         }
     }
@@ -592,11 +605,17 @@ impl Kernel {
     pub fn tiles_q8_0(self) -> Option<Tiles<BlockQ8_0, BlockQ8_0>> {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => Some(Tiles {
+            Kernel(Kind::Avx2) => Some(Tiles {
                 one_by_four: avx2::q8_0_row_x4,
             }),
             _ => None,
         }
+    }
+
+    /// The portable kernels: correct on every CPU, the reference the SIMD ones are
+    /// checked against.
+    pub fn portable() -> Kernel {
+        Kernel(Kind::Portable)
     }
 
     /// The fastest kernel this CPU supports. `LAV_KERNEL=portable` forces the fallback.
@@ -604,27 +623,27 @@ impl Kernel {
         static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         *K.get_or_init(|| {
             if std::env::var("LAV_KERNEL").is_ok_and(|v| v == "portable") {
-                return Kernel::Portable;
+                return Kernel(Kind::Portable);
             }
             #[cfg(target_arch = "x86_64")]
             if is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
                 && is_x86_feature_detected!("f16c")
             {
-                return Kernel::Avx2;
+                return Kernel(Kind::Avx2);
             }
             #[cfg(target_arch = "aarch64")]
-            return Kernel::Neon;
+            return Kernel(Kind::Neon);
             #[allow(unreachable_code)]
-            Kernel::Portable
+            Kernel(Kind::Portable)
         })
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Kernel::Portable => "portable",
-            Kernel::Avx2 => "avx2",
-            Kernel::Neon => "neon",
+            Kernel(Kind::Portable) => "portable",
+            Kernel(Kind::Avx2) => "avx2",
+            Kernel(Kind::Neon) => "neon",
         }
     }
 
@@ -632,11 +651,12 @@ impl Kernel {
     pub fn dot_q4_1_q8_1(self, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2` is only chosen after runtime detection of AVX2, FMA and F16C.
-            Kernel::Avx2 => unsafe { avx2::vec_dot_q4_1_q8_1(x, y) },
+            // SAFETY: `Kind::Avx2` exists only through `detect`, after runtime detection of
+            // AVX2, FMA and F16C, and `Kernel` cannot be built outside this module.
+            Kernel(Kind::Avx2) => unsafe { avx2::vec_dot_q4_1_q8_1(x, y) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is baseline on aarch64.
-            Kernel::Neon => unsafe { neon::vec_dot_q4_1_q8_1(x, y) },
+            Kernel(Kind::Neon) => unsafe { neon::vec_dot_q4_1_q8_1(x, y) },
             _ => portable::vec_dot_q4_1_q8_1(x, y),
         }
     }
@@ -645,11 +665,12 @@ impl Kernel {
     pub fn dot_q8_0_q8_0(self, x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2` is only chosen after runtime detection of AVX2, FMA and F16C.
-            Kernel::Avx2 => unsafe { avx2::vec_dot_q8_0_q8_0(x, y) },
+            // SAFETY: `Kind::Avx2` exists only through `detect`, after runtime detection of
+            // AVX2, FMA and F16C, and `Kernel` cannot be built outside this module.
+            Kernel(Kind::Avx2) => unsafe { avx2::vec_dot_q8_0_q8_0(x, y) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is baseline on aarch64.
-            Kernel::Neon => unsafe { neon::vec_dot_q8_0_q8_0(x, y) },
+            Kernel(Kind::Neon) => unsafe { neon::vec_dot_q8_0_q8_0(x, y) },
             _ => portable::vec_dot_q8_0_q8_0(x, y),
         }
     }

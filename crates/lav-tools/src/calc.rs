@@ -2,7 +2,7 @@
 //! (floats throughout, so 7/2 is 3.5); anything that is not a finite number, or any
 //! expression with variables, comes back as an error result.
 
-use lav_agent::{ToolCall, ToolResult, ToolSpec, Tools};
+use lav_agent_types::{ToolCall, ToolResult, ToolSpec, Tools};
 use serde_json::json;
 
 /// Expressions longer than this are refused: a calculator call is a formula, not a

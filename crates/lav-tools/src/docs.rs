@@ -2,7 +2,7 @@
 
 use crate::corpus::{self, Chunking, Document};
 use crate::retrieval::{Bm25, Chunk, Dense, EmbedFn, Grep, Hybrid, Retriever};
-use lav_agent::{ToolCall, ToolResult, ToolSpec, Tools};
+use lav_agent_types::{ToolCall, ToolResult, ToolSpec, Tools};
 use serde_json::json;
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! paths, `..` components, and anything that resolves outside the root (a symlink
 //! pointing out) are refused with a result the model can read, never a crash.
 
-use lav_agent::{ToolCall, ToolResult, ToolSpec, Tools};
+use lav_agent_types::{ToolCall, ToolResult, ToolSpec, Tools};
 use serde_json::json;
 use std::path::{Component, Path, PathBuf};
 

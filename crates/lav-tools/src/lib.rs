@@ -1,5 +1,5 @@
 //! `lav-tools`: the tools lav's agents hold. Each is plain Rust behind
-//! [`lav_agent::Tools`]; the MCP servers (in progress, issue 7) expose the same
+//! [`lav_agent_types::Tools`]; the MCP servers (in progress, issue 7) expose the same
 //! functions over rmcp.
 //!
 //! May depend on `lav-agent` (for the tool types) and small utility crates; never on
@@ -19,7 +19,7 @@ pub use files::FileReader;
 pub use orders::{Order, Orders};
 pub use sink::{Attempt, Sink};
 
-use lav_agent::Toolbox;
+use lav_agent_types::Toolbox;
 use std::path::Path;
 
 /// The tools `lav mcp serve` exposes and the labs' agents hold by default: docs

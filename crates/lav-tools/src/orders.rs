@@ -2,7 +2,7 @@
 //! agent labs query and change. Every query is parameterized, so text from the model
 //! is data, never SQL.
 
-use lav_agent::{ToolCall, ToolResult, ToolSpec, Tools};
+use lav_agent_types::{ToolCall, ToolResult, ToolSpec, Tools};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 

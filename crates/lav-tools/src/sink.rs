@@ -2,7 +2,7 @@
 //! outside world, but nothing leaves the machine. Every attempt is recorded, so the
 //! security labs can show exactly what an injected instruction tried to send.
 
-use lav_agent::{ToolCall, ToolResult, ToolSpec, Tools};
+use lav_agent_types::{ToolCall, ToolResult, ToolSpec, Tools};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 

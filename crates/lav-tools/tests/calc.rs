@@ -1,6 +1,6 @@
 //! The calculator computes in floats and refuses what is not arithmetic.
 
-use lav_agent::{ToolCall, Tools};
+use lav_agent_types::{ToolCall, Tools};
 use lav_tools::Calculator;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! The file reader stays inside its folder whatever path it is given.
 
-use lav_agent::{ToolCall, Tools};
+use lav_agent_types::{ToolCall, Tools};
 use lav_tools::FileReader;
 use serde_json::json;
 

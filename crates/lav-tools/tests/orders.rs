@@ -1,7 +1,7 @@
 //! The orders database: lookups, a state change with its rule, and model text that
 //! stays data.
 
-use lav_agent::{ToolCall, Tools};
+use lav_agent_types::{ToolCall, Tools};
 use lav_tools::Orders;
 use serde_json::{Value, json};
 

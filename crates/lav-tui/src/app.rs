@@ -1,7 +1,7 @@
 //! The UI state, its key handling and the frame layout.
 
 use crate::scene::draw_scene;
-use lav_labs::{ControlKind, Session, Value};
+use lav_lab::{ControlKind, Session};
 use lav_scene::Scene;
 use ratatui::Frame;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -75,13 +75,8 @@ impl App {
                     let text = std::mem::take(buf);
                     self.editing = None;
                     if let Some(c) = self.session.step().controls.get(self.focus).cloned() {
-                        match c.parse(&text) {
-                            Ok(v) => {
-                                self.session.set(c.key, v);
-                                self.refresh();
-                            }
-                            Err(e) => self.scene = Err(e.to_string()),
-                        }
+                        let r = c.parse(&text).and_then(|v| self.session.set(c.key, v));
+                        self.apply(r);
                     }
                 }
                 KeyCode::Esc => self.editing = None,
@@ -130,35 +125,32 @@ impl App {
         let Some(c) = self.session.step().controls.get(self.focus).cloned() else {
             return;
         };
-        if let ControlKind::Slider { min, max, step } = c.kind {
-            let v = (self.session.values.num(&c) + steps * step).clamp(min, max);
-            self.session.set(c.key, Value::Num(v));
-            self.refresh();
+        if let ControlKind::Slider { .. } = c.kind {
+            let r = self.session.nudge(c.key, steps);
+            self.apply(r);
         }
     }
 
+    /// Enter on the focused control: edit text, or one press (the session decides
+    /// what a press means for each kind: flip, next choice, count with wrap-around).
     fn activate(&mut self) {
         let Some(c) = self.session.step().controls.get(self.focus).cloned() else {
             return;
         };
-        let v = &self.session.values;
-        let new = match &c.kind {
-            ControlKind::Toggle => Value::Bool(!v.flag(&c)),
-            ControlKind::Choice { options } => {
-                let cur = options.iter().position(|o| o == v.text(&c)).unwrap_or(0);
-                Value::Text(options[(cur + 1) % options.len()].clone())
-            }
-            ControlKind::Button { cycle } => {
-                Value::Num(((v.usize(&c) + 1) % (*cycle).max(1) as usize) as f64)
-            }
-            ControlKind::Text { .. } => {
-                self.editing = Some(v.text(&c).to_string());
-                return;
-            }
-            ControlKind::Slider { .. } => return self.nudge(1.0),
-        };
-        self.session.set(c.key, new);
-        self.refresh();
+        if let ControlKind::Text { .. } = c.kind {
+            self.editing = Some(self.session.values().text(&c).to_string());
+            return;
+        }
+        let r = self.session.nudge(c.key, 1.0);
+        self.apply(r);
+    }
+
+    /// Redraws after a change, or shows why the session refused it.
+    fn apply(&mut self, r: lav_lab::Result<()>) {
+        match r {
+            Ok(()) => self.refresh(),
+            Err(e) => self.scene = Err(e.to_string()),
+        }
     }
 }
 
@@ -177,7 +169,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     f.render_widget(
         Line::from(vec![
             Span::styled(
-                format!(" {} ", s.lesson.title),
+                format!(" {} ", s.lesson().title),
                 Style::new().bold().reversed(),
             ),
             Span::raw(format!(
@@ -241,7 +233,7 @@ fn draw_prose(f: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled("Controls", Style::new().bold()));
     }
     for (i, c) in controls.iter().enumerate() {
-        let v = &s.values;
+        let v = s.values();
         let value = match &c.kind {
             ControlKind::Slider { min, max, .. } => format!("{} ({min}..{max})", v.num(c)),
             ControlKind::Toggle => if v.flag(c) { "on" } else { "off" }.to_string(),

@@ -3,8 +3,9 @@
 //! state changes (ratatui's "state apart from drawing").
 //!
 //! **Architecture invariant:** draws [`lav_scene::Scene`]s and lesson text, nothing
-//! else; never calls the model (labs do, through `lav-labs`). May depend on
-//! `lav-labs`, `lav-scene` and ratatui.
+//! else; never calls the model (labs do, in their track crates). May depend on
+//! `lav-lab` (the framework: sessions, controls), `lav-scene` and ratatui only, so a
+//! lab change never rebuilds it.
 
 mod app;
 mod scene;

@@ -21,7 +21,7 @@ use bevy::shader::ShaderRef;
 use bevy_egui::{
     EguiContexts, EguiGlobalSettings, EguiPlugin, EguiPrimaryContextPass, PrimaryEguiContext, egui,
 };
-use lav_labs::{ControlKind, Session, Value, Values};
+use lav_lab::{ControlKind, Session, Value};
 use lav_scene::Rgb;
 use std::sync::{Arc, Mutex};
 
@@ -165,7 +165,7 @@ pub struct Options {
 /// Runs the app until the window closes or the job is done.
 pub fn run(session: Session, opts: Options) -> Outcome {
     let outcome = Arc::new(Mutex::new(Outcome::default()));
-    let title = format!("lav — {}", session.lesson.title);
+    let title = format!("lav — {}", session.lesson().title);
     let settle = match opts.mode {
         Mode::Interactive => 0,
         // Pipelines compile in the background; lavapipe needs a few frames.
@@ -335,18 +335,6 @@ fn srgb(c: Rgb) -> Color {
     Color::srgb_u8(c.0, c.1, c.2)
 }
 
-/// The values the lab sees, with every control's default filled in (camera focus
-/// patterns read them).
-fn effective_values(s: &Session) -> Values {
-    let mut v = s.values.clone();
-    for c in s.all_controls() {
-        if v.get(c.key).is_none() {
-            v.set(c.key, c.default.clone());
-        }
-    }
-    v
-}
-
 #[allow(clippy::too_many_arguments)]
 fn rebuild(
     mut commands: Commands,
@@ -369,7 +357,7 @@ fn rebuild(
     lab.dirty = false;
     let (scene, values, step) = {
         let mut s = lab.session.lock().expect("session");
-        (s.scene(), effective_values(&s), s.step().id)
+        (s.scene(), s.effective_values(), s.step().id)
     };
     let scene = match scene {
         Ok(s) => s,
@@ -740,10 +728,10 @@ fn panel(
         .default_size(360.0)
         .show(&mut root, |ui| {
             let mut s = lab.session.lock().expect("session");
-            ui.heading(&s.lesson.title);
+            ui.heading(&s.lesson().title);
             ui.separator();
             let cur = s.step_index();
-            let titles: Vec<String> = s.lesson.steps.iter().map(|st| st.title.clone()).collect();
+            let titles: Vec<String> = s.lesson().steps.iter().map(|st| st.title.clone()).collect();
             for (i, t) in titles.iter().enumerate() {
                 if ui.selectable_label(i == cur, format!("{}. {t}", i + 1)).clicked() && i != cur {
                     let id = s.steps()[i].id;
@@ -763,7 +751,7 @@ fn panel(
                 ui.separator();
                 let controls = s.step().controls.clone();
                 for c in &controls {
-                    let cur = s.values.get(c.key).cloned().unwrap_or_else(|| c.default.clone());
+                    let cur = s.values().value(c).clone();
                     let mut next = None;
                     match (&c.kind, &cur) {
                         (ControlKind::Slider { min, max, step }, Value::Num(v)) => {
@@ -815,14 +803,20 @@ fn panel(
                                 ui.memory_mut(|m| m.data.insert_temp(id, x));
                             }
                         }
-                        (ControlKind::Button { cycle }, Value::Num(v)) if ui.button(c.label).clicked() => {
-                            next = Some(Value::Num(((*v as u32 + 1) % (*cycle).max(1)) as f64));
+                        (ControlKind::Button { .. }, _) if ui.button(c.label).clicked() => {
+                            // The session counts the press (and wraps it at the cycle).
+                            if let Err(e) = s.nudge(c.key, 1.0) {
+                                lab.error = Some(e.to_string());
+                            }
+                            changed = true;
                         }
                         _ => {}
                     }
                     if let Some(v) = next {
-                        s.set(c.key, v);
-                        changed = true;
+                        match s.set(c.key, v) {
+                            Ok(()) => changed = true,
+                            Err(e) => lab.error = Some(e.to_string()),
+                        }
                     }
                 }
                 if let Some(e) = &lab.error {

@@ -9,7 +9,8 @@
 //!
 //! **Architecture invariant:** this crate draws scenes and forwards control changes to
 //! the lab's `Session`; it never computes a number a learner reads. It depends on
-//! `lav-labs` (sessions) and `lav-scene`, Bevy and bevy_egui; nothing depends on it
+//! `lav-lab` (the framework: sessions, controls) and `lav-scene`, Bevy and bevy_egui,
+//! never on a lab or the model, so a lab change never rebuilds it; nothing depends on it
 //! but the command line.
 
 mod app;
@@ -18,7 +19,7 @@ pub mod pick;
 pub mod presentation;
 
 pub use app::{FrameBench, HeatmapMaterial, Mode};
-use lav_labs::Session;
+use lav_lab::Session;
 use std::path::PathBuf;
 
 /// What `lav lab` prints when no window can be opened and nothing else was asked.
@@ -63,7 +64,12 @@ pub fn open(session: Session, mode: Mode, size: (u32, u32)) -> anyhow::Result<Op
     );
     let scenes: PathBuf = presentation::scenes_dir()?;
     let params = presentation::LayoutParams::load(&scenes)?;
-    let plan = presentation::CameraPlan::load(&scenes, &session.entry.id)?;
+    let plan = presentation::CameraPlan::load(&scenes, &session.entry().id)?;
+    // A camera entry for a step the lab no longer has is a stale file, not a silent no-op.
+    session.check_step_ids(
+        &format!("scenes/{}.toml", session.entry().id),
+        plan.step.keys().map(String::as_str),
+    )?;
     let opts = app::Options {
         mode,
         size,

@@ -3,7 +3,7 @@
 //! path or a spacing is an edit there, not in Rust.
 
 use crate::layout::{Layout, V3};
-use lav_labs::Values;
+use lav_lab::{Value, Values};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,7 +73,7 @@ pub fn scenes_dir() -> anyhow::Result<PathBuf> {
     if let Some(d) = std::env::var_os("LAV_SCENES_DIR") {
         return Ok(PathBuf::from(d));
     }
-    let labs = lav_labs::labs_dir()?;
+    let labs = lav_lab::labs_dir()?;
     let d = labs.with_file_name("scenes");
     anyhow::ensure!(
         d.join("layout.toml").is_file(),
@@ -174,14 +174,14 @@ pub fn focus_bounds(focus: &[String], values: &Values, layout: &Layout) -> Optio
 /// `{key}` → the control's current value (numbers without a fraction print as integers).
 fn substitute(s: &str, values: &Values) -> String {
     let mut out = s.to_string();
-    for (k, v) in &values.0 {
+    for (k, v) in values.iter() {
         let pat = format!("{{{k}}}");
         if out.contains(&pat) {
             let text = match v {
-                lav_labs::Value::Num(x) if x.fract() == 0.0 => format!("{}", *x as i64),
-                lav_labs::Value::Num(x) => x.to_string(),
-                lav_labs::Value::Bool(b) => b.to_string(),
-                lav_labs::Value::Text(t) => t.clone(),
+                Value::Num(x) if x.fract() == 0.0 => format!("{}", *x as i64),
+                Value::Num(x) => x.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Text(t) => t.clone(),
             };
             out = out.replace(&pat, &text);
         }

@@ -431,7 +431,9 @@ fn blocks_keep_their_place_and_hovering_reads_the_true_value() {
 #[test]
 fn camera_files_parse_and_name_real_steps() {
     let labs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../labs");
-    let reg = lav_labs::Registry::load(&labs).unwrap();
+    // The renderer knows no lab implementation: an empty catalogue lists every lab of
+    // the index as planned, which is enough to find its lesson.
+    let reg = lav_lab::Registry::load(&labs, &lav_lab::Catalogue::default()).unwrap();
     let mut seen = 0;
     for e in std::fs::read_dir(scenes()).unwrap() {
         let p = e.unwrap().path();
@@ -442,9 +444,9 @@ fn camera_files_parse_and_name_real_steps() {
             continue;
         }
         let entry = reg
-            .find(stem)
-            .unwrap_or_else(|e| panic!("scenes/{stem}.toml: {e}"));
-        let lesson = lav_labs::Lesson::load(&reg.lesson_path(entry)).unwrap();
+            .get(stem)
+            .unwrap_or_else(|| panic!("scenes/{stem}.toml: no lab `{stem}` in labs/index.toml"));
+        let lesson = lav_lab::Lesson::load(&reg.lesson_path(entry)).unwrap();
         let plan = CameraPlan::load(&scenes(), stem).unwrap();
         for step in plan.step.keys() {
             assert!(
@@ -468,14 +470,15 @@ fn focus_patterns_follow_the_controls() {
         s
     };
     let l = layout::build(&cfg_scene, &params());
-    let mut v = lav_labs::Values::default();
-    v.set("layer", lav_labs::Value::Num(3.0));
+    let layer = lav_lab::Control::slider("layer", "Layer", 0.0, 29.0, 1.0, 0.0);
+    let mut v = lav_lab::Values::default();
+    v.set(&layer, lav_lab::Value::Num(3.0)).unwrap();
     let one = focus_bounds(&["arch/L{layer}.q.*".into()], &v, &l).unwrap();
     assert_eq!(one.0[0], -2.0);
     assert_eq!(one.1[0], 2.0);
     let both = focus_bounds(&["arch/L*.0".into()], &v, &l).unwrap();
     assert_eq!((both.0[0], both.1[0]), (-2.0, 12.0));
-    v.set("layer", lav_labs::Value::Num(4.0));
+    v.set(&layer, lav_lab::Value::Num(4.0)).unwrap();
     assert!(focus_bounds(&["arch/L{layer}.q.*".into()], &v, &l).is_none());
     // A pose frames its focus: the target is the focus's centre.
     let plan: CameraPlan = toml::from_str(
@@ -486,7 +489,7 @@ fn focus_patterns_follow_the_controls() {
         "#,
     )
     .unwrap();
-    v.set("layer", lav_labs::Value::Num(3.0));
+    v.set(&layer, lav_lab::Value::Num(3.0)).unwrap();
     let p = plan.pose("qkv", &v, &l, 16.0 / 9.0, std::f32::consts::FRAC_PI_4);
     assert_eq!(p.target, [10.0, 0.0, 0.0]);
     assert_eq!(p.yaw, 10.0);

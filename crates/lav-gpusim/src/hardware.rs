@@ -1,0 +1,168 @@
+//! The GPU table (`labs/data/hardware.toml`) and published model configurations
+//! (`labs/data/model-configs.toml`): read from their one data file, with every
+//! derived figure (ridge points) computed here rather than typed in.
+
+use crate::{DataError, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Gpu {
+    pub id: String,
+    pub name: String,
+    pub arch: String,
+    pub hbm_gb: f64,
+    pub hbm: String,
+    pub bandwidth_tb_s: f64,
+    pub bf16_tflops: f64,
+    pub fp8_tflops: Option<f64>,
+    pub tf32_tflops: f64,
+    pub fp32_tflops: f64,
+    pub int8_tops: Option<f64>,
+    pub sms: u32,
+    pub l2_mb: f64,
+    pub approx: bool,
+    pub source: String,
+}
+
+impl Gpu {
+    /// HBM capacity in bytes (decimal GB, as the vendor states it).
+    pub fn hbm_bytes(&self) -> f64 {
+        self.hbm_gb * 1e9
+    }
+    pub fn bandwidth(&self) -> f64 {
+        self.bandwidth_tb_s * 1e12
+    }
+    /// Dense BF16 tensor-core peak, FLOP/s.
+    pub fn bf16(&self) -> f64 {
+        self.bf16_tflops * 1e12
+    }
+    /// FLOPs per byte above which a BF16 kernel is compute-bound.
+    pub fn ridge_bf16(&self) -> f64 {
+        self.bf16() / self.bandwidth()
+    }
+    pub fn ridge_fp8(&self) -> Option<f64> {
+        self.fp8_tflops.map(|f| f * 1e12 / self.bandwidth())
+    }
+    /// Its name, marked "≈" where the table says approximate.
+    pub fn label(&self) -> String {
+        if self.approx {
+            format!("{} (≈)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ModelConfig {
+    pub id: String,
+    pub name: String,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub params: u64,
+    pub context: usize,
+    pub source: String,
+}
+
+fn read<T: for<'de> Deserialize<'de>>(dir: &Path, file: &str) -> Result<T> {
+    let path = dir.join("data").join(file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| DataError(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| DataError(format!("{}: {}", path.display(), e.message())))
+}
+
+/// Every GPU in the table, in file order.
+pub fn gpus(labs_dir: &Path) -> Result<Vec<Gpu>> {
+    #[derive(Deserialize)]
+    struct F {
+        gpu: Vec<Gpu>,
+    }
+    Ok(read::<F>(labs_dir, "hardware.toml")?.gpu)
+}
+
+/// One GPU by id (`h100`, `h200`, …).
+pub fn gpu(labs_dir: &Path, id: &str) -> Result<Gpu> {
+    gpus(labs_dir)?
+        .into_iter()
+        .find(|g| g.id == id)
+        .ok_or_else(|| DataError(format!("GPU `{id}` is not in labs/data/hardware.toml")))
+}
+
+/// The published model configurations, in file order.
+pub fn model_configs(labs_dir: &Path) -> Result<Vec<ModelConfig>> {
+    #[derive(Deserialize)]
+    struct F {
+        model: Vec<ModelConfig>,
+    }
+    Ok(read::<F>(labs_dir, "model-configs.toml")?.model)
+}
+
+/// KV-cache bytes: 2 (K and V) · layers · KV heads · head dim · bytes per value ·
+/// tokens · batch.
+pub fn kv_bytes(
+    layers: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    bytes_per_value: f64,
+    tokens: usize,
+    batch: usize,
+) -> f64 {
+    2.0 * layers as f64
+        * kv_heads as f64
+        * head_dim as f64
+        * bytes_per_value
+        * tokens as f64
+        * batch as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs")
+    }
+
+    #[test]
+    fn ridge_points_match_the_table() {
+        // hardware.md section 3: A100 153, H100 295, H200 206, B200 ≈281 FLOP/B.
+        for (id, ridge) in [
+            ("a100", 153.0),
+            ("h100", 295.0),
+            ("h200", 206.0),
+            ("b200", 281.0),
+        ] {
+            let g = gpu(&dir(), id).unwrap();
+            assert!(
+                (g.ridge_bf16() - ridge).abs() < 1.0,
+                "{id}: {}",
+                g.ridge_bf16()
+            );
+        }
+        let h = gpu(&dir(), "h100").unwrap();
+        assert!((h.ridge_fp8().unwrap() - 591.0).abs() < 1.0);
+        assert!(gpu(&dir(), "b200").unwrap().label().contains('≈'));
+        assert!(gpu(&dir(), "nope").is_err());
+    }
+
+    #[test]
+    fn kv_bytes_per_token_match_the_curriculum() {
+        const KIB: f64 = 1024.0;
+        let cfgs = model_configs(&dir()).unwrap();
+        let per_token = |id: &str| {
+            let c = cfgs.iter().find(|c| c.id == id).unwrap();
+            kv_bytes(c.layers, c.kv_heads, c.head_dim, 2.0, 1, 1)
+        };
+        assert_eq!(per_token("llama-2-7b") / KIB, 512.0);
+        assert_eq!(per_token("llama-3-8b") / KIB, 128.0);
+        assert_eq!(per_token("llama-3-70b") / KIB, 320.0);
+        let c = cfgs.iter().find(|c| c.id == "llama-3-70b").unwrap();
+        let at_128k = kv_bytes(c.layers, c.kv_heads, c.head_dim, 2.0, 128 * 1024, 1);
+        assert_eq!(at_128k / (KIB * KIB * KIB), 40.0);
+        // SmolLM2-135M: 30 layers, 3 KV heads, head dim 64 → 22.5 KiB at 16-bit.
+        assert_eq!(kv_bytes(30, 3, 64, 2.0, 1, 1) / KIB, 22.5);
+    }
+}

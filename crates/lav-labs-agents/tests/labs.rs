@@ -1,0 +1,309 @@
+//! The agent labs on lav's real runtime: what they show is what the loop, the tools,
+//! the guard and the tokenizer did.
+
+use lav_testkit::{bars, item_as, scene_at, table, text};
+
+/// Opens one of this track's labs on the test models.
+fn session(id: &str) -> lav_lab::Session {
+    lav_testkit::session_in(&[lav_labs_agents::register], id)
+}
+
+#[test]
+fn security_trifecta_leaks_only_with_all_three_legs_and_the_guard_blocks_it() {
+    let mut s = session("security-trifecta");
+    let sc = scene_at(&mut s, "legs", &[]);
+    let b = bars(&sc, "legs");
+    assert_eq!(b.bars.len(), 3);
+    assert!(sc.item("legs").unwrap().title.contains("ALL THREE"));
+    let red = |sc: &lav_scene::Scene| {
+        item_as!(sc, "venn", PointCloud)
+            .points
+            .iter()
+            .filter(|p| p.group == 3)
+            .count()
+    };
+    assert!(red(&sc) > 0, "the triple overlap is drawn red");
+    let sc = scene_at(&mut s, "legs", &["exfil=off"]);
+    assert!(sc.item("legs").unwrap().title.contains("broken"));
+    assert_eq!(red(&sc), 0);
+
+    // Guard off, all legs: the sink holds the PIN from notes.txt.
+    let sc = scene_at(&mut s, "attack", &["exfil=on", "guard=off"]);
+    let sink = table(&sc, "sink");
+    assert_eq!(sink.rows.len(), 1);
+    assert_eq!(sink.rows[0][1], "recipes-feedback@evil.example");
+    assert!(sink.rows[0][2].contains("PIN 4921"));
+    assert!(text(&sc, "verdict").starts_with("LEAKED"));
+    // The trace shows the three tool spans in order.
+    let events = table(&sc, "events");
+    let spans: Vec<&str> = events
+        .rows
+        .iter()
+        .map(|r| r[1].as_str())
+        .filter(|n| n.starts_with("execute_tool"))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            "execute_tool fetch_page",
+            "execute_tool read_file",
+            "execute_tool send_message"
+        ]
+    );
+
+    // Guard on: refused, nothing recorded, and the reason names both sources.
+    let sc = scene_at(&mut s, "attack", &["guard=on"]);
+    assert!(table(&sc, "sink").rows.is_empty());
+    let v = text(&sc, "verdict");
+    assert!(
+        v.starts_with("BLOCKED") && v.contains("read_file") && v.contains("fetch_page"),
+        "{v}"
+    );
+
+    // Every combination: exactly one leaks (all three legs, guard off).
+    let sc = scene_at(&mut s, "defenses", &[]);
+    let m = table(&sc, "matrix");
+    assert_eq!(m.rows.len(), 8);
+    let leaks: Vec<&Vec<String>> = m
+        .rows
+        .iter()
+        .filter(|r| r.contains(&"LEAKS".to_string()))
+        .collect();
+    assert_eq!(leaks.len(), 1);
+    assert_eq!(leaks[0], &vec!["yes", "yes", "yes", "LEAKS", "blocked"]);
+}
+
+#[test]
+fn agent_loop_state_shows_the_real_loop() {
+    let mut s = session("agent-loop-state");
+    let tok = lav_testkit::tokenizer();
+    let sc = scene_at(&mut s, "loop", &["tick=3"]);
+    let t = table(&sc, "transcript");
+    assert_eq!(
+        t.rows.len(),
+        7,
+        "system, user, and 2 calls + 2 results + an answer"
+    );
+    // Each message's content tokens are the real tokenizer's count.
+    assert_eq!(
+        t.rows[0][3],
+        tok.encode("You are a shop assistant. Use the tools.")
+            .unwrap()
+            .len()
+            .to_string()
+    );
+    // The tool results came from the real database and calculator over MCP.
+    assert!(
+        t.rows[3][2].contains("noise-cancelling headphones") && t.rows[3][2].contains("199.00")
+    );
+    assert!(t.rows[5][2].contains("214.92"));
+    let sc0 = scene_at(&mut s, "loop", &["tick=0"]);
+    assert_eq!(table(&sc0, "transcript").rows.len(), 2);
+    assert_eq!(
+        table(&sc0, "transcript").rows[1][3],
+        tok.encode("Order 1004: with 8% sales tax, does it cost more than $200?")
+            .unwrap()
+            .len()
+            .to_string()
+    );
+    // Input per tick grows, since the transcript is re-sent.
+    let meter = bars(&sc, "meter");
+    let ins: Vec<f64> = meter.bars.iter().map(|b| b.value).collect();
+    assert_eq!(ins.len(), 3);
+    assert!(ins.windows(2).all(|w| w[1] > w[0]), "{ins:?}");
+    let cost = table(&sc, "cost");
+    assert_eq!(cost.rows[1][1], format!("{}", ins.iter().sum::<f64>()));
+
+    // p^n against seeded runs of the loop: within 3 standard errors at 400 runs.
+    for (p, n) in [(0.9, 10), (0.99, 10), (0.8, 5)] {
+        let sc = scene_at(
+            &mut s,
+            "reliability",
+            &[&format!("p={p}"), &format!("n={n}")],
+        );
+        let row = &table(&sc, "point").rows[0];
+        let formula: f64 = row[1].trim_end_matches('%').parse::<f64>().unwrap() / 100.0;
+        let measured: f64 = row[2].trim_end_matches('%').parse::<f64>().unwrap() / 100.0;
+        assert!((formula - f64::powi(p, n)).abs() < 1e-3);
+        let se = (formula * (1.0 - formula) / 400.0).sqrt();
+        assert!(
+            (measured - formula).abs() <= 3.0 * se + 1e-9,
+            "p={p} n={n}: {measured} vs {formula}"
+        );
+    }
+    let sc = scene_at(&mut s, "reliability", &["p=0.9", "n=10"]);
+    let _plot = item_as!(sc, "curve", Plot);
+
+    // The stop conditions fire as set.
+    let sc = scene_at(&mut s, "stops", &["max_ticks=3", "budget=6000"]);
+    assert!(sc.item("stop").unwrap().title.contains("step cap"));
+    assert_eq!(table(&sc, "stop").rows[0][0], "3");
+    let sc = scene_at(&mut s, "stops", &["max_ticks=12", "budget=300"]);
+    assert!(sc.item("stop").unwrap().title.contains("token budget"));
+    let total: u64 = table(&sc, "stop").rows[0][3].parse().unwrap();
+    assert!(total >= 300);
+}
+
+#[test]
+fn retrieval_rag_scores_are_the_retrievers_own() {
+    use lav_tools::corpus::{self, Chunking};
+    use lav_tools::retrieval::{Bm25, Grep};
+    let mut s = session("retrieval-rag");
+    let labs = lav_testkit::labs_dir();
+    let docs = corpus::load(&labs).unwrap();
+    let qs = corpus::questions(&labs.join("data/rag-questions.toml")).unwrap();
+    let ch = Chunking {
+        size: 80,
+        overlap: 16,
+    };
+    let chunks = corpus::chunk(&docs, ch);
+    let set = corpus::label(&docs, &chunks, &qs).unwrap();
+
+    let sc = scene_at(&mut s, "chunks", &["size=80", "overlap=16", "question=1"]);
+    assert!(
+        text(&sc, "summary").contains(&format!("→ {} chunks", chunks.len())),
+        "{}",
+        text(&sc, "summary")
+    );
+    let doc = table(&sc, "doc");
+    let marked: Vec<&str> = doc
+        .rows
+        .iter()
+        .filter(|r| r[2] == "✓")
+        .map(|r| r[0].as_str())
+        .collect();
+    assert_eq!(
+        marked,
+        set[0]
+            .relevant
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+
+    // The lab's grep and BM25 rows equal an evaluation run here.
+    let sc = scene_at(&mut s, "metrics", &["k=5"]);
+    let t = table(&sc, "scores");
+    assert_eq!(
+        t.rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["grep", "bm25", "dense", "hybrid"]
+    );
+    let sig = lav_lab::items::sig;
+    let g = corpus::evaluate(&Grep::new(&chunks), &set, 5, 20);
+    let b = corpus::evaluate(&Bm25::new(&chunks).unwrap(), &set, 5, 20);
+    assert_eq!(
+        t.rows[0][1..4],
+        [sig(g.recall), sig(g.hit_rate), sig(g.mrr)]
+    );
+    assert_eq!(
+        t.rows[1][1..4],
+        [sig(b.recall), sig(b.hit_rate), sig(b.mrr)]
+    );
+    let hit = |row: usize| t.rows[row][2].parse::<f64>().unwrap();
+    assert!(
+        hit(3) >= hit(1) && hit(3) >= hit(2),
+        "hybrid is at least as good as either input"
+    );
+
+    // RRF's terms add up to the fused score.
+    let sc = scene_at(&mut s, "compare", &["question=2", "weight=0.5"]);
+    for r in ["grep", "bm25", "dense", "hybrid"] {
+        assert!(table(&sc, r).rows.len() <= 5);
+    }
+    let rrf = table(&sc, "rrf");
+    let term = |i: usize| rrf.rows[i][3].parse::<f64>().unwrap();
+    assert!(
+        (term(0) + term(1) - term(2)).abs() < 1e-3 * term(2),
+        "{:?}",
+        rrf.rows
+    );
+
+    // Distractors can only push relevant chunks down for grep and dense (their
+    // scores of a chunk do not depend on the other chunks); BM25's word statistics
+    // change with the corpus, so it may move either way.
+    let clean: Vec<f64> = (0..4).map(hit).collect();
+    let sc = scene_at(&mut s, "noise", &["noise=200", "k=5"]);
+    let nt = table(&sc, "scores");
+    let noisy: Vec<f64> = (0..4)
+        .map(|r| nt.rows[r][2].parse::<f64>().unwrap())
+        .collect();
+    assert!(
+        noisy[0] <= clean[0] && noisy[2] <= clean[2],
+        "{clean:?} → {noisy:?}"
+    );
+    assert!(text(&sc, "noise").starts_with("200 distractor chunks"));
+}
+
+#[test]
+fn tool_use_shows_schemas_the_mask_errors_and_choice() {
+    let mut s = session("tool-use");
+    let sc = scene_at(&mut s, "schemas", &[]);
+    assert_eq!(table(&sc, "tools").rows.len(), 7);
+    let mcp: serde_json::Value = serde_json::from_str(&text(&sc, "mcp")).unwrap();
+    assert_eq!(mcp["name"], "get_order");
+    assert_eq!(mcp["inputSchema"]["required"][0], "order_id");
+
+    let sc = scene_at(
+        &mut s,
+        "mask",
+        &["request=Where is my order 1003?", "tstep=0"],
+    );
+    let summary = &table(&sc, "summary").rows[0];
+    let reply = summary[4].clone();
+    let calls = lav_local::parse_reply(&reply, 0).unwrap();
+    assert_eq!(calls.len(), 1, "{reply}");
+    let strip = item_as!(sc, "reply", TokenStrip);
+    let joined: String = strip
+        .tokens
+        .iter()
+        .map(|c| c.text.replace('⏎', "\n"))
+        .collect();
+    assert_eq!(joined, reply);
+    let overridden = strip
+        .tokens
+        .iter()
+        .filter(|c| c.role == lav_scene::Role::Position)
+        .count();
+    assert_eq!(summary[1], overridden.to_string());
+    // At step 0 the only allowed start is the tool-call tag; the chosen token leads
+    // the allowed bars.
+    let b = bars(&sc, "logits");
+    assert!(b.bars[0].label.starts_with("✓ <"), "{:?}", b.bars[0]);
+    assert!(b.bars.iter().any(|x| x.label.starts_with("✗")));
+
+    let sc = scene_at(&mut s, "parallel", &[]);
+    let t = table(&sc, "calls");
+    assert_eq!(t.rows.len(), 3);
+    assert!(t.rows.iter().all(|r| r[0] == "1" && r[2] == "ok"));
+    let sc = scene_at(&mut s, "errors", &[]);
+    let t = table(&sc, "calls");
+    assert_eq!(
+        (t.rows[0][2].as_str(), t.rows[1][2].as_str()),
+        ("is_error", "ok")
+    );
+    assert!(t.rows[1][3].contains("laptop stand"));
+
+    let probs = |sc: &lav_scene::Scene| -> Vec<(String, f64)> {
+        bars(sc, "choice")
+            .bars
+            .iter()
+            .map(|b| (b.label.clone(), b.value))
+            .collect()
+    };
+    let sc = scene_at(&mut s, "descriptions", &["request=Where is my order 1003?"]);
+    let before = probs(&sc);
+    assert_eq!(before.len(), 7);
+    assert!((before.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-9);
+    let sc = scene_at(
+        &mut s,
+        "descriptions",
+        &["description=Deletes an order forever."],
+    );
+    let after = probs(&sc);
+    let get = |v: &[(String, f64)]| v.iter().find(|p| p.0 == "get_order").unwrap().1;
+    assert_ne!(
+        get(&before),
+        get(&after),
+        "the description is part of what the model reads"
+    );
+}

@@ -1,0 +1,73 @@
+//! The catalogue the command line assembles from every track: the registry lists
+//! each curriculum lab once, and every available lab builds every step with its lesson.
+
+use lav_lab::{Registry, Status};
+use lav_tests::{TRACKS, catalogue, labs_dir, scene_at, session};
+
+#[test]
+fn the_registry_lists_every_curriculum_lab_once() {
+    let reg = Registry::load(&labs_dir(), &catalogue(TRACKS)).unwrap();
+    let sizes: Vec<(&str, usize)> = reg
+        .tracks
+        .iter()
+        .map(|t| (t.id.as_str(), t.labs.len()))
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("llm-internals", 9),
+            ("gpu-cuda", 9),
+            ("llm-serving", 7),
+            ("ai-agents", 9),
+            ("agent-engineering", 9),
+            ("explained", 8),
+            ("walkthroughs", 1)
+        ]
+    );
+    let main: usize = sizes
+        .iter()
+        .filter(|(t, _)| !["explained", "walkthroughs"].contains(t))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(main, 43);
+    let mut ids: Vec<&str> = reg.labs().map(|l| l.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 52, "lab ids are unique");
+    assert_eq!(reg.get("tokenization").unwrap().status, Status::Available);
+    assert_eq!(reg.get("paged-attention").unwrap().status, Status::Planned);
+    let e = reg.find("nope").unwrap_err().to_string();
+    assert!(
+        e.contains("unknown lab `nope`") && e.contains("tokenization"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_available_lab_builds_every_step_with_its_lesson() {
+    let reg = Registry::load(&labs_dir(), &catalogue(TRACKS)).unwrap();
+    for id in reg.available() {
+        let mut s = session(id);
+        assert!(!s.lesson().title.is_empty());
+        for st in s.steps().to_vec() {
+            let scene = scene_at(&mut s, st.id, &[]);
+            let lesson = s.lesson_step();
+            assert!(
+                !lesson.body.is_empty() && !lesson.try_it.is_empty(),
+                "{id}/{}: prose",
+                st.id
+            );
+            assert!(!scene.items.is_empty(), "{id}/{}: empty scene", st.id);
+            for item in &scene.items {
+                assert!(
+                    !item.title.is_empty(),
+                    "{id}/{}/{}: no title",
+                    st.id,
+                    item.id
+                );
+            }
+            // Every scene serializes (that is what --json and the renderers read).
+            serde_json::to_string(&scene).unwrap();
+        }
+    }
+}

@@ -40,6 +40,9 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
     Steps::lab(lab, steps)
 }
 
+/// A per-head part of the layout (`Part::Q`, `Part::K`, `Part::V`).
+type HeadPart = fn(usize) -> Part;
+
 struct Controls {
     prompt: Control,
     layer: Control,
@@ -204,7 +207,7 @@ impl ForwardPass {
     fn qkv(&mut self, v: &Values) -> Result<Scene> {
         self.draw(v, |f, arch| {
             let lc = &f.pass.capture.layers[f.layer];
-            let parts: [(fn(usize) -> Part, _, _); 3] = [
+            let parts: [(HeadPart, _, _); 3] = [
                 (Part::Q, &lc.q, f.cfg.num_heads),
                 (Part::K, &lc.k, f.cfg.num_kv_heads),
                 (Part::V, &lc.v, f.cfg.num_kv_heads),

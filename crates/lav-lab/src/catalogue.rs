@@ -3,7 +3,18 @@
 
 use crate::error::{LabError, Result};
 use crate::lab::Lab;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What a lab may use when it opens: the labs folder (lessons and data files) and its
+/// track's shared resources, `R` (for the model tracks, a `lav_model::Loader`).
+pub struct Context<R: ?Sized> {
+    pub dir: PathBuf,
+    pub loader: Arc<R>,
+}
+
+/// How a track opens one of its labs.
+pub type TrackOpener<R> = fn(&Context<R>) -> Result<Box<dyn Lab>>;
 
 /// Opens a lab given the `labs/` folder (lessons and data files).
 pub type Opener = Box<dyn Fn(&Path) -> Result<Box<dyn Lab>> + Send + Sync>;
@@ -23,6 +34,24 @@ impl Catalogue {
     ) -> &mut Self {
         self.labs.retain(|(l, _)| *l != id);
         self.labs.push((id, Box::new(open)));
+        self
+    }
+
+    /// Adds a track's labs, each opened with the labs folder and `loader`.
+    pub fn add_track<R: ?Sized + Send + Sync + 'static>(
+        &mut self,
+        labs: &[(&'static str, TrackOpener<R>)],
+        loader: Arc<R>,
+    ) -> &mut Self {
+        for &(id, open) in labs {
+            let loader = loader.clone();
+            self.add(id, move |dir| {
+                open(&Context {
+                    dir: dir.to_path_buf(),
+                    loader: loader.clone(),
+                })
+            });
+        }
         self
     }
 

@@ -20,7 +20,7 @@ pub mod published;
 pub mod registry;
 pub mod session;
 
-pub use catalogue::Catalogue;
+pub use catalogue::{Catalogue, Context, TrackOpener};
 pub use control::{Control, ControlKind, Value, Values};
 pub use error::{LabError, Result, ResultExt};
 pub use lab::{Lab, LabState, Step, StepSpec, Steps};

@@ -317,20 +317,31 @@ fn kept_entropy(f: &Filtered, keep: usize) -> f64 {
 }
 
 impl Generation {
-    fn loop_step(&mut self, v: &Values) -> Result<Scene> {
+    /// The generation run for the current inputs: its key once it is ready, or the
+    /// progress scene to show while it runs in the background.
+    fn run_or_progress(&mut self, v: &Values) -> Result<std::result::Result<RunKey, Scene>> {
         let (prompt, _, config) = self.inputs(v)?;
-        let prov = self.prov();
-        let mut scene = Scene::new();
         let key = RunKey {
-            prompt: prompt.clone(),
-            config: config.clone(),
+            prompt,
+            config,
             roll: v.usize(&self.c.reroll),
         };
         let work = self.start(&key)?;
         if let State::Running(p) = self.run.get(&key, work)? {
-            scene.push(progress_item("progress", "Running the model", p));
-            return Ok(scene);
+            let progress = progress_item("progress", "Running the model", p);
+            return Ok(Err(Scene::new().with(progress)));
         }
+        Ok(Ok(key))
+    }
+
+    fn loop_step(&mut self, v: &Values) -> Result<Scene> {
+        let key = match self.run_or_progress(v)? {
+            Ok(key) => key,
+            Err(progress) => return Ok(progress),
+        };
+        let config = &key.config;
+        let prov = self.prov();
+        let mut scene = Scene::new();
         let run = self.run.ready(&key).expect("ready");
         let n = run.tokens.len();
         if n == 0 {
@@ -356,7 +367,7 @@ impl Generation {
         ));
         let mut history = run.prompt.clone();
         history.extend(&run.tokens[..i]);
-        let f = filter(&config, &run.logits[i], &history);
+        let f = filter(config, &run.logits[i], &history);
         let picked = run.tokens[i];
         scene.push(bars(
             "distribution",
@@ -552,19 +563,13 @@ impl Generation {
     }
 
     fn sample(&mut self, v: &Values) -> Result<Scene> {
-        let (prompt, _, config) = self.inputs(v)?;
+        let key = match self.run_or_progress(v)? {
+            Ok(key) => key,
+            Err(progress) => return Ok(progress),
+        };
+        let (prompt, config) = (&key.prompt, &key.config);
         let prov = self.prov();
         let mut scene = Scene::new();
-        let key = RunKey {
-            prompt: prompt.clone(),
-            config: config.clone(),
-            roll: v.usize(&self.c.reroll),
-        };
-        let work = self.start(&key)?;
-        if let State::Running(p) = self.run.get(&key, work)? {
-            scene.push(progress_item("progress", "Running the model", p));
-            return Ok(scene);
-        }
         let run = self.run.ready(&key).expect("ready");
         let mut chips = self.chips(&run.prompt, Role::Token);
         chips.extend(
@@ -606,7 +611,7 @@ impl Generation {
         let text_now = run.text.clone();
         let rows = vec![
             vec!["seed".into(), config.seed.to_string()],
-            vec!["settings".into(), describe(&config)],
+            vec!["settings".into(), describe(config)],
             vec![
                 "tokens generated".into(),
                 format!("{} ({})", run.tokens.len(), run.finish),

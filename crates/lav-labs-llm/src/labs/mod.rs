@@ -9,23 +9,16 @@ pub mod quantization;
 mod tokenization;
 mod transformer_block;
 
-use lav_lab::{Catalogue, Lab, Result};
+use lav_lab::{Catalogue, TrackOpener};
 use lav_model::Loader;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What a lab may use when it opens: the labs folder (for its data files) and the
 /// loader for real models.
-#[derive(Clone)]
-pub struct Context {
-    pub dir: PathBuf,
-    pub loader: Arc<dyn Loader>,
-}
-
-type Opener = fn(&Context) -> Result<Box<dyn Lab>>;
+pub type Context = lav_lab::Context<dyn Loader>;
 
 /// This track's labs: `labs/index.toml` lists each under its track.
-pub const LABS: &[(&str, Opener)] = &[
+pub const LABS: &[(&str, TrackOpener<dyn Loader>)] = &[
     ("tokenization", tokenization::open),
     ("embeddings", embeddings::open),
     ("attention", attention::open),
@@ -38,13 +31,5 @@ pub const LABS: &[(&str, Opener)] = &[
 
 /// Adds this track's labs to `catalogue`, each opened over `loader`'s models.
 pub fn register(catalogue: &mut Catalogue, loader: Arc<dyn Loader>) {
-    for &(id, open) in LABS {
-        let loader = loader.clone();
-        catalogue.add(id, move |dir| {
-            open(&Context {
-                dir: dir.to_path_buf(),
-                loader: loader.clone(),
-            })
-        });
-    }
+    catalogue.add_track(LABS, loader);
 }

@@ -243,6 +243,12 @@ impl Values {
         Ok(())
     }
 
+    /// Stores `c`'s own default: valid by construction ([`crate::Steps`] checks every
+    /// default when a lab's table is built), so it needs no check here.
+    pub(crate) fn set_default(&mut self, c: &Control) {
+        self.0.insert(c.key.to_string(), c.default.clone());
+    }
+
     /// The value set for `key`, if any (not the default).
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key)

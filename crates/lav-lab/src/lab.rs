@@ -83,6 +83,14 @@ impl<L: LabState> Steps<L> {
                 )));
             }
             for c in &s.controls {
+                // A default its own control would refuse is a bug in the lab: refuse
+                // the table, so no renderer ever meets it.
+                if let Err(e) = c.check(c.default.clone()) {
+                    return Err(LabError::Lesson(format!(
+                        "control `{}` has a bad default: {e}",
+                        c.key
+                    )));
+                }
                 let clash = specs
                     .iter()
                     .flat_map(|p| &p.controls)
@@ -197,5 +205,16 @@ mod tests {
             .expect("a key with two kinds is refused")
             .to_string();
         assert!(e.contains("two kinds"), "{e}");
+        let bad = Control::slider("k", "K", 0.0, 9.0, 1.0, 12.0);
+        let e = Steps::lab(
+            Counter(0),
+            vec![Step::new("a", &[&bad], |_: &mut Counter, _| {
+                Ok(titled("a"))
+            })],
+        )
+        .err()
+        .expect("a default out of range is refused")
+        .to_string();
+        assert!(e.contains("bad default"), "{e}");
     }
 }

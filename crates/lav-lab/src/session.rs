@@ -161,8 +161,7 @@ impl Session {
         let mut v = self.values.clone();
         for c in self.all_controls() {
             if v.get(c.key).is_none() {
-                v.set(c, c.default.clone())
-                    .expect("a control's default is a value of its own kind");
+                v.set_default(c);
             }
         }
         v

@@ -1,8 +1,17 @@
 //! The catalogue the command line assembles from every track: the registry lists
-//! each curriculum lab once, and every available lab builds every step with its lesson.
+//! each curriculum lab once, and every available lab builds every step with its lesson
+//! and arranges it in the window without overlap.
 
 use lav_lab::{Registry, Status};
-use lav_tests::{TRACKS, catalogue, labs_dir, scene_at, session};
+use lav_tests::{TRACKS, catalogue, labs_dir, repo_dir, scene_at, session};
+use lav_viz::presentation::{CameraPlan, LayoutParams};
+use lav_viz::views::{self, Rect};
+
+/// The 3-D app's views beside the lesson panel, at 1280×720 and 1920×1080.
+const WINDOWS: [Rect; 2] = [
+    Rect { x0: 372.0, y0: 0.0, x1: 1280.0, y1: 720.0 },
+    Rect { x0: 372.0, y0: 0.0, x1: 1920.0, y1: 1080.0 },
+];
 
 #[test]
 fn the_registry_lists_every_curriculum_lab_once() {
@@ -46,7 +55,10 @@ fn the_registry_lists_every_curriculum_lab_once() {
 #[test]
 fn every_available_lab_builds_every_step_with_its_lesson() {
     let reg = Registry::load(&labs_dir(), &catalogue(TRACKS)).unwrap();
+    let scenes = repo_dir().join("scenes");
+    let params = LayoutParams::load(&scenes).unwrap();
     for id in reg.available() {
+        let cameras = CameraPlan::load(&scenes, id).unwrap();
         let mut s = session(id);
         assert!(!s.lesson().title.is_empty());
         for st in s.steps().to_vec() {
@@ -68,6 +80,21 @@ fn every_available_lab_builds_every_step_with_its_lesson() {
             }
             // Every scene serializes (that is what --json and the renderers read).
             serde_json::to_string(&scene).unwrap();
+            // The window arranges it: every item shown once, no view or text over
+            // another, at the sizes a learner uses; the scene file names real items.
+            let arrangement = cameras.arrangement(st.id);
+            for area in WINDOWS {
+                let plan = views::plan(&scene, area, arrangement.as_ref(), &params.panels);
+                plan.check(&scene, area, &params.panels)
+                    .unwrap_or_else(|e| panic!("{id}/{}: {e}", st.id));
+            }
+            for name in arrangement.iter().flat_map(|a| a.rows.iter().flatten()) {
+                assert!(
+                    name == views::SPATIAL || scene.item(name).is_some(),
+                    "scenes/{id}.toml: step {} names `{name}`, which it does not show",
+                    st.id
+                );
+            }
         }
     }
 }

@@ -36,6 +36,13 @@ pub struct LabArgs {
     /// rectangles in JSON (for tests).
     #[arg(long, value_name = "JSON", requires = "screenshot", hide = true)]
     pub regions: Option<std::path::PathBuf>,
+    /// Render every step in the 3-D app, one PNG per step (`NN-<step>.png`) in this
+    /// folder, and exit.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["json", "text", "tui", "screenshot", "step"])]
+    pub screenshot_all: Option<std::path::PathBuf>,
+    /// With --screenshot-all: also write the scene each step shows, as JSON (for tests).
+    #[arg(long, requires = "screenshot_all", hide = true)]
+    pub scenes: bool,
     /// Window size for the 3-D app and screenshots.
     #[arg(long, default_value = "1280x720", value_name = "WxH")]
     pub size: String,
@@ -174,6 +181,16 @@ pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
         return Ok(());
     }
     let size = lav_viz::parse_size(&a.size)?;
+    if let Some(dir) = a.screenshot_all {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let out = lav_viz::open(session, lav_viz::Mode::ScreenshotAll {
+                dir: dir.clone(),
+                scenes: a.scenes,
+            }, size)?;
+        eprintln!("saved {} screenshots in {}", out.saved.len(), dir.display());
+        return Ok(());
+    }
     if let Some(path) = a.screenshot {
         lav_viz::open(
             session,
@@ -269,6 +286,7 @@ pub fn bench_frames(
     let session = open_at(g, format, lab, step)?;
     let step_id = session.step().id.to_string();
     let b = lav_viz::open(session, lav_viz::Mode::Bench { frames }, (1280, 720))?
+        .bench
         .ok_or_else(|| anyhow::anyhow!("the frame benchmark ended before it finished"))?;
     if json {
         println!(

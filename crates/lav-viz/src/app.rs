@@ -3,8 +3,10 @@
 //! `layout`; controls go back through the lab's `Session`, never computed here.
 
 use crate::layout::{self, Layout, Plane, Shape};
+use crate::panels::{self, Link, drawable};
 use crate::pick;
 use crate::presentation::{CameraPlan, LayoutParams, Pose};
+use crate::views::{self, Plan, View};
 use bevy::asset::RenderAssetUsages;
 use bevy::camera::CameraOutputMode;
 use bevy::camera::Viewport;
@@ -21,9 +23,13 @@ use bevy::shader::ShaderRef;
 use bevy_egui::{
     EguiContexts, EguiGlobalSettings, EguiPlugin, EguiPrimaryContextPass, PrimaryEguiContext, egui,
 };
-use lav_lab::{ControlKind, Session, Value};
-use lav_scene::Rgb;
+use lav_lab::{ControlKind, Session, Value, Values};
+use lav_scene::{Rgb, Scene};
 use std::sync::{Arc, Mutex};
+
+/// Frames a later step of `--screenshot-all` settles before it is shot (the first waits
+/// longer, for the pipelines to compile).
+const STEP_SETTLE: u32 = 12;
 
 /// How long the camera takes to reach a step's pose.
 const TRANSITION: f32 = 0.3;
@@ -41,6 +47,12 @@ pub enum Mode {
         path: std::path::PathBuf,
         regions: Option<std::path::PathBuf>,
     },
+    /// Render every step in turn from the first, saving `NN-<step>.png` in `dir`; with
+    /// `scenes`, also the scene each shows as `NN-<step>.json` (for tests).
+    ScreenshotAll {
+        dir: std::path::PathBuf,
+        scenes: bool,
+    },
     /// Render `frames` frames of the step, then the same count with nothing drawn, and
     /// report both (the second is the reference the first is divided by).
     Bench { frames: u32 },
@@ -51,6 +63,8 @@ pub enum Mode {
 pub struct Outcome {
     pub error: Option<String>,
     pub bench: Option<FrameBench>,
+    /// The PNGs written.
+    pub saved: Vec<std::path::PathBuf>,
 }
 
 #[derive(Default, Debug, Clone, serde::Serialize)]
@@ -72,6 +86,14 @@ struct Lab {
     plan: CameraPlan,
     params: LayoutParams,
     layout: Layout,
+    /// The step's whole scene (the 2-D panels read it) and where its views go.
+    scene: Scene,
+    views: Plan,
+    link: Link,
+    /// What the camera pose was fitted for: the step, its values, the 3-D view's size.
+    step_id: &'static str,
+    values: Values,
+    fitted: Option<Vec2>,
     error: Option<String>,
     /// Recompute the scene (a control changed), and whether the step changed too.
     dirty: bool,
@@ -117,8 +139,8 @@ struct Hover {
     ui_pointer: bool,
     ui_keyboard: bool,
     drag: f32,
-    /// The panel's right edge: the 3-D view starts there.
-    panel: f32,
+    /// The 3-D view's rectangle in the window: only there does the pointer pick.
+    view: Rect,
 }
 
 #[derive(Resource, Default)]
@@ -211,6 +233,12 @@ pub fn run(session: Session, opts: Options) -> Outcome {
             plan: opts.plan,
             params: opts.params,
             layout: Layout::default(),
+            scene: Scene::new(),
+            views: Plan::default(),
+            link: Link::default(),
+            step_id: "",
+            values: Values::default(),
+            fitted: None,
             error: None,
             dirty: true,
             step_changed: true,
@@ -235,6 +263,7 @@ pub fn run(session: Session, opts: Options) -> Outcome {
                 software_msaa,
                 poll_background,
                 rebuild,
+                refit,
                 keys,
                 orbit_input,
                 animate_camera,
@@ -371,7 +400,19 @@ fn rebuild(
     for e in &drawn {
         commands.entity(e).despawn();
     }
-    lab.layout = layout::build(&scene, &lab.params);
+    // The 3-D view draws the spatial items; the 2-D panels draw the rest from `scene`.
+    let spatial = Scene {
+        items: scene
+            .items
+            .iter()
+            .filter(|i| views::view(&i.primitive) == View::Spatial)
+            .cloned()
+            .collect(),
+    };
+    lab.layout = layout::build(&spatial, &lab.params);
+    lab.scene = scene;
+    lab.step_id = step;
+    lab.values = values.clone();
     lab.heat_materials.clear();
     labels.0.clear();
     let mut mats: std::collections::HashMap<(Rgb, bool, bool), Handle<StandardMaterial>> =
@@ -494,11 +535,9 @@ fn rebuild(
     // A new step puts the camera back on its rails. A control change keeps the
     // learner's view unless it moves the step's focus (the layer slider moves the
     // forward-pass camera to that layer's floor).
-    let aspect = camera
-        .single()
-        .ok()
-        .and_then(|c| c.logical_viewport_size())
-        .map_or(16.0 / 9.0, |s| s.x / s.y.max(1.0));
+    let size = camera.single().ok().and_then(|c| c.logical_viewport_size());
+    lab.fitted = size;
+    let aspect = size.map_or(16.0 / 9.0, |s| s.x / s.y.max(1.0));
     let to = lab.plan.pose(step, &values, &lab.layout, aspect, FOV);
     let moved = orbit.rail != Some(to);
     if lab.step_changed || orbit.pose.is_none() || moved {
@@ -511,6 +550,33 @@ fn rebuild(
                 orbit.anim = None;
             }
         }
+    }
+}
+
+/// When the 3-D view changes size (the panels settle on the first frame, the window
+/// or the lesson panel is resized), fit the step's camera to the new aspect ratio.
+fn refit(
+    mut lab: ResMut<Lab>,
+    mut orbit: ResMut<Orbit>,
+    camera: Query<&Camera, With<MainCamera>>,
+    job: Res<Job>,
+) {
+    if !lab.built || lab.dirty {
+        return;
+    }
+    let size = camera.single().ok().and_then(|c| c.logical_viewport_size());
+    if size.is_none() || size == lab.fitted {
+        return;
+    }
+    lab.fitted = size;
+    let aspect = size.map_or(16.0 / 9.0, |s| s.x / s.y.max(1.0));
+    let to = lab.plan.pose(lab.step_id, &lab.values, &lab.layout, aspect, FOV);
+    // A learner who has orbited away keeps their view; only the rail moves.
+    let on_rail = orbit.pose == orbit.rail || !matches!(job.mode, Mode::Interactive);
+    orbit.rail = Some(to);
+    if on_rail {
+        orbit.pose = Some(to);
+        orbit.anim = None;
     }
 }
 
@@ -651,7 +717,7 @@ fn animate_camera(
 
 fn hover(
     mut hover: ResMut<Hover>,
-    lab: Res<Lab>,
+    mut lab: ResMut<Lab>,
     windows: Query<&Window>,
     cam: Query<(&Camera, &GlobalTransform), With<MainCamera>>,
     buttons: Res<ButtonInput<MouseButton>>,
@@ -666,7 +732,7 @@ fn hover(
     if matches!(job.mode, Mode::Interactive)
         && let Some(c) = w.cursor_position()
         && !hover.ui_pointer
-        && c.x > hover.panel
+        && hover.view.contains(c)
         && let Ok(ray) = camera.viewport_to_world(gt, c)
     {
         found = pick::pick(
@@ -678,6 +744,13 @@ fn hover(
     let grid = found
         .as_ref()
         .and_then(|h| h.cell.map(|cell| (h.visual, cell)));
+    // A heatmap row (a token, a layer) is named for the 2-D views to highlight.
+    if let Some((vi, (r, _))) = grid
+        && let Some(layout::Pick::Cells { heatmap }) = lab.layout.visuals.get(vi).and_then(|v| v.pick.clone())
+        && let Some(name) = lab.layout.heatmaps.get(heatmap).and_then(|h| h.heatmap.rows.get(r).cloned())
+    {
+        lab.link.hovered = Some(name);
+    }
     if grid != hover.grid {
         // Move the outline: clear the old grid's hover, set the new one's.
         for (vi, handle) in &lab.heat_materials {
@@ -825,9 +898,8 @@ fn panel(
                 if !hover.pinned.is_empty() {
                     ui.separator();
                     ui.label(egui::RichText::new("Selected").strong());
-                    let font = egui::FontId::proportional(14.0);
                     for l in &hover.pinned {
-                        ui.label(drawable(ui.ctx(), &font, l).as_ref());
+                        ui.label(drawable(ui.ctx(), l).as_ref());
                     }
                 }
                 ui.separator();
@@ -845,27 +917,62 @@ fn panel(
     } else if changed {
         lab.dirty = true;
     }
-    // The 3-D view takes the window right of the panel.
+    // The views take the window right of the lesson panel: the 3-D viewport where the
+    // plan puts it, 2-D panels around it.
     let (Ok(window), Ok((mut camera, gt))) = (windows.single(), cam.single_mut()) else {
         return Ok(());
     };
+    let area = views::Rect::new(panel_width, 0.0, window.width(), window.height());
+    let arrangement = lab.plan.arrangement(lab.step_id);
+    lab.views = views::plan(&lab.scene, area, arrangement.as_ref(), &lab.params.panels);
+    let view = lab.views.spatial.unwrap_or(area);
     let scale = window.scale_factor();
-    let left = (panel_width * scale) as u32;
-    let size = UVec2::new(window.physical_width(), window.physical_height());
-    if size.x > left + 16 && size.y > 16 {
+    let at = UVec2::new((view.x0 * scale) as u32, (view.y0 * scale) as u32);
+    let size = UVec2::new((view.w() * scale) as u32, (view.h() * scale) as u32);
+    let window_px = UVec2::new(window.physical_width(), window.physical_height());
+    if size.x > 16 && size.y > 16 && at.x + size.x <= window_px.x && at.y + size.y <= window_px.y {
         camera.viewport = Some(Viewport {
-            physical_position: UVec2::new(left, 0),
-            physical_size: UVec2::new(size.x - left, size.y),
+            physical_position: at,
+            physical_size: size,
             ..default()
         });
     }
-    hover.panel = panel_width;
+    hover.view = Rect::new(view.x0, view.y0, view.x1, view.y1);
+    // The wheel and drags over a 2-D panel belong to the panel (a plot zooms), not to
+    // the 3-D camera.
+    if let Some(p) = ctx.pointer_latest_pos()
+        && !hover.view.contains(Vec2::new(p.x, p.y))
+    {
+        hover.ui_pointer = true;
+    }
+    // The gaps between panels show the background, not the 3-D view's last frame.
+    let background = ctx.layer_painter(egui::LayerId::background());
+    let bg = egui::Color32::from_rgb(18, 18, 23);
+    for band in [
+        [area.x0, area.y0, area.x1, view.y0],
+        [area.x0, view.y1, area.x1, area.y1],
+        [area.x0, view.y0, view.x0, view.y1],
+        [view.x1, view.y0, area.x1, view.y1],
+    ] {
+        if band[2] > band[0] && band[3] > band[1] {
+            background.rect_filled(
+                egui::Rect::from_min_max(egui::pos2(band[0], band[1]), egui::pos2(band[2], band[3])),
+                0.0,
+                bg,
+            );
+        }
+    }
+    let Lab {
+        views: plan,
+        scene,
+        link,
+        ..
+    } = lab;
+    panels::draw(&mut root, plan, scene, link);
+    link.end_frame();
     // Labels: projected, sized by distance, skipped when too small to read.
     let painter = ctx.layer_painter(egui::LayerId::background());
-    let clip = egui::Rect::from_min_max(
-        egui::pos2(panel_width, 0.0),
-        egui::pos2(window.width(), window.height()),
-    );
+    let clip = egui::Rect::from_min_max(egui::pos2(view.x0, view.y0), egui::pos2(view.x1, view.y1));
     let painter = painter.with_clip_rect(clip);
     // Labels face the camera, so their height is measured along its up direction.
     let up = gt.up();
@@ -888,7 +995,7 @@ fn panel(
             } else {
                 egui::Align2::LEFT_BOTTOM
             },
-            drawable(&ctx, &font, text),
+            drawable(&ctx, text),
             font,
             egui::Color32::from_rgb(color.0, color.1, color.2),
         );
@@ -902,9 +1009,8 @@ fn panel(
             egui::PopupAnchor::Pointer,
         )
         .show(|ui| {
-            let font = egui::FontId::proportional(14.0);
             for (i, l) in hover.lines.iter().enumerate() {
-                let l = drawable(&ctx, &font, l);
+                let l = drawable(&ctx, l);
                 if i == 0 {
                     ui.strong(l.as_ref());
                 } else {
@@ -922,18 +1028,6 @@ fn reflow(s: &str) -> String {
         .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join("\n\n")
-}
-
-/// The text with the visible-whitespace marks the labs use (␣ ↵ ⇥) spelled with
-/// glyphs egui's built-in font has, where it lacks them.
-fn drawable<'a>(ctx: &egui::Context, font: &egui::FontId, s: &'a str) -> std::borrow::Cow<'a, str> {
-    if s.is_ascii() || ctx.fonts_mut(|f| f.has_glyphs(font, s)) {
-        return s.into();
-    }
-    s.replace('␣', "·")
-        .replace('↵', "\\n")
-        .replace('⇥', "\\t")
-        .into()
 }
 
 /// While the lab computes in the background (re-quantizing, timing), redraw its
@@ -992,7 +1086,15 @@ fn job(
                     if let Some(rp) = regions
                         && let Ok((camera, gt)) = cam.single()
                     {
-                        let rects = screen_regions(&lab.layout, camera, gt);
+                        let mut rects = screen_regions(&lab.layout, camera, gt);
+                        // The 2-D panels, by item id, and the 3-D view as "3d".
+                        for p in &lab.views.panels {
+                            let r = p.rect;
+                            rects.insert(lab.scene.items[p.item].id.clone(), [r.x0, r.y0, r.x1, r.y1]);
+                        }
+                        if let Some(r) = lab.views.spatial {
+                            rects.insert(views::SPATIAL.into(), [r.x0, r.y0, r.x1, r.y1]);
+                        }
                         if let Err(e) = std::fs::write(
                             &rp,
                             serde_json::to_string_pretty(&rects).unwrap_or_default(),
@@ -1003,18 +1105,57 @@ fn job(
                     }
                     commands.spawn(Screenshot::primary_window()).observe(
                         move |shot: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
-                            let saved = shot
-                                .image
-                                .clone()
-                                .try_into_dynamic()
-                                .map_err(|e| e.to_string())
-                                .and_then(|img| {
-                                    img.to_rgb8().save(&path).map_err(|e| e.to_string())
-                                });
-                            if let Err(e) = saved {
-                                outcome.lock().expect("outcome").error =
-                                    Some(format!("cannot write {}: {e}", path.display()));
+                            let mut out = outcome.lock().expect("outcome");
+                            match save_png(&shot, &path) {
+                                Err(e) => {
+                                    out.error = Some(e);
+                                    exit.write(AppExit::error());
+                                }
+                                Ok(()) => {
+                                    out.saved.push(path.clone());
+                                    exit.write(AppExit::Success);
+                                }
+                            }
+                        },
+                    );
+                    job.state = JobState::Waiting;
+                }
+                Mode::ScreenshotAll { dir, scenes } => {
+                    let (index, count) = {
+                        let s = lab.session.lock().expect("session");
+                        (s.step_index(), s.steps().len())
+                    };
+                    let path = dir.join(format!("{:02}-{}.png", index + 1, lab.step_id));
+                    let outcome = job.outcome.clone();
+                    commands.spawn(Screenshot::primary_window()).observe(
+                        move |shot: On<ScreenshotCaptured>,
+                              mut exit: MessageWriter<AppExit>,
+                              mut lab: ResMut<Lab>,
+                              mut job: ResMut<Job>| {
+                            let mut out = outcome.lock().expect("outcome");
+                            if let Err(e) = save_png(&shot, &path) {
+                                out.error = Some(e);
                                 exit.write(AppExit::error());
+                                return;
+                            }
+                            out.saved.push(path.clone());
+                            if scenes {
+                                let json = path.with_extension("json");
+                                let text = serde_json::to_string_pretty(&lab.scene).unwrap_or_default();
+                                if let Err(e) = std::fs::write(&json, text) {
+                                    out.error = Some(format!("cannot write {}: {e}", json.display()));
+                                    exit.write(AppExit::error());
+                                    return;
+                                }
+                            }
+                            if index + 1 < count {
+                                // The next step: rebuilt, settled, then shot like the first.
+                                lab.session.lock().expect("session").next();
+                                lab.dirty = true;
+                                lab.step_changed = true;
+                                lab.built = false;
+                                job.settle = STEP_SETTLE;
+                                job.state = JobState::Settling;
                             } else {
                                 exit.write(AppExit::Success);
                             }
@@ -1085,6 +1226,16 @@ fn job(
             }
         }
     }
+}
+
+/// Writes a captured frame as an RGB PNG.
+fn save_png(shot: &ScreenshotCaptured, path: &std::path::Path) -> Result<(), String> {
+    shot.image
+        .clone()
+        .try_into_dynamic()
+        .map_err(|e| e.to_string())
+        .and_then(|img| img.to_rgb8().save(path).map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Where each region of the layout lands on screen: `id → [x0, y0, x1, y1]` in

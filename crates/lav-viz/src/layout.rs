@@ -277,16 +277,19 @@ fn titles(
     i: usize,
     item: &Item,
     top_left: V3,
-    _w: f32,
+    w: f32,
     h: f32,
     p: &LayoutParams,
 ) {
     let [x, y, z] = top_left;
+    // Titles of items side by side would run into each other: each keeps to its item's
+    // width (a character is about 0.55 of the text height); hovering shows it whole.
+    let fits = |height: f32| ((w + p.gap * 0.8) / (0.55 * height)).max(4.0) as usize;
     out.visuals.push(Visual {
         item: i,
         shape: Shape::Label {
             at: [x, y + 0.7 * p.title, z],
-            text: item.title.clone(),
+            text: elide(&item.title, fits(p.title)),
             color: Rgb(0xee, 0xee, 0xee),
             height: p.title,
             right: false,
@@ -297,13 +300,24 @@ fn titles(
         item: i,
         shape: Shape::Label {
             at: [x, y - h - 0.6 * p.title, z],
-            text: item.provenance.label(),
+            text: elide(&item.provenance.label(), fits(0.6 * p.title)),
             color: provenance_color(&item.provenance),
             height: 0.6 * p.title,
             right: false,
         },
         pick: None,
     });
+}
+
+/// `s` cut to `n` characters, with an ellipsis when cut.
+pub fn elide(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
 }
 
 /// What-ifs are marked in the what-if colour; everything else in quiet grey.

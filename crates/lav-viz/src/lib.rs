@@ -1,7 +1,10 @@
 //! The 3-D app: draws a lab step's [`lav_scene::Scene`] with Bevy, beside an egui
 //! panel with the lesson, the step list and the lab's controls; saves PNG screenshots.
 //!
-//! - [`layout`] maps a scene to shapes (boxes, data-texture grids, lines, labels):
+//! - [`views`] types each item by its data (3-D, plot, bars, timeline, table, text,
+//!   tokens…) and arranges the step's panels in the window: pure, tested without a GPU.
+//! - `panels` draws the 2-D panels with egui, egui_plot and egui_extras.
+//! - [`layout`] maps the spatial items to shapes (boxes, data-texture grids, lines, labels):
 //!   pure, tested without a GPU.
 //! - [`pick`] finds what is under the pointer: pure ray geometry.
 //! - [`presentation`] reads `scenes/`: layout sizes and each lab's camera per step.
@@ -15,10 +18,12 @@
 
 mod app;
 pub mod layout;
+mod panels;
 pub mod pick;
 pub mod presentation;
+pub mod views;
 
-pub use app::{FrameBench, HeatmapMaterial, Mode};
+pub use app::{FrameBench, HeatmapMaterial, Mode, Outcome};
 use lav_lab::Session;
 use std::path::PathBuf;
 
@@ -57,7 +62,7 @@ pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
 
 /// Opens the window for `session` and runs it in `mode` (a window, a screenshot or a
 /// frame-time benchmark). Errors are one line that says what to do.
-pub fn open(session: Session, mode: Mode, size: (u32, u32)) -> anyhow::Result<Option<FrameBench>> {
+pub fn open(session: Session, mode: Mode, size: (u32, u32)) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         display_available(),
         "no display found (DISPLAY and WAYLAND_DISPLAY are unset): use --tui, or run under `xvfb-run` with Mesa installed (apt install xvfb mesa-vulkan-drivers)"
@@ -97,10 +102,10 @@ pub fn open(session: Session, mode: Mode, size: (u32, u32)) -> anyhow::Result<Op
     std::panic::set_hook(prev);
     let first_panic = caught.lock().ok().and_then(|s| s.clone());
     match run {
-        Ok(out) => match (out.error, first_panic) {
+        Ok(out) => match (out.error.clone(), first_panic) {
             (Some(e), _) => anyhow::bail!("{e}"),
             (None, Some(p)) => anyhow::bail!("{}", explain(&p)),
-            (None, None) => Ok(out.bench),
+            (None, None) => Ok(out),
         },
         Err(_) => anyhow::bail!("{}", explain(first_panic.as_deref().unwrap_or("unknown"))),
     }

@@ -3,6 +3,7 @@
 //! path or a spacing is an edit there, not in Rust.
 
 use crate::layout::{Layout, V3};
+use crate::views::{Arrangement, PanelMetrics};
 use lav_lab::{Value, Values};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub struct LayoutParams {
     pub text_columns: usize,
     /// How much bigger flat items are drawn beside a 3-D block layout.
     pub beside_blocks_scale: f32,
+    /// The 2-D panels, in pixels.
+    pub panels: PanelMetrics,
 }
 
 /// Where the camera looks in one step.
@@ -44,6 +47,13 @@ pub struct Shot {
     pub pitch: Option<f32>,
     /// Multiplies the distance that fits the focus on screen.
     pub zoom: Option<f32>,
+    /// The step's panels as rows of item ids, top to bottom (`"3d"` is the 3-D view);
+    /// empty: the automatic arrangement.
+    #[serde(default)]
+    pub panels: Vec<Vec<String>>,
+    /// Relative heights of those rows (default equal).
+    #[serde(default)]
+    pub heights: Vec<f32>,
 }
 
 /// A lab's camera file.
@@ -104,6 +114,15 @@ impl CameraPlan {
         } else {
             Ok(CameraPlan::default())
         }
+    }
+
+    /// The step's panel arrangement, when the file gives one.
+    pub fn arrangement(&self, step: &str) -> Option<Arrangement> {
+        let shot = self.step.get(step)?;
+        (!shot.panels.is_empty()).then(|| Arrangement {
+            rows: shot.panels.clone(),
+            heights: shot.heights.clone(),
+        })
     }
 
     /// The pose for `step`, fitted to where the focus ended up in `layout`, for a view

@@ -184,10 +184,14 @@ pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
     if let Some(dir) = a.screenshot_all {
         std::fs::create_dir_all(&dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-        let out = lav_viz::open(session, lav_viz::Mode::ScreenshotAll {
+        let out = lav_viz::open(
+            session,
+            lav_viz::Mode::ScreenshotAll {
                 dir: dir.clone(),
                 scenes: a.scenes,
-            }, size)?;
+            },
+            size,
+        )?;
         eprintln!("saved {} screenshots in {}", out.saved.len(), dir.display());
         return Ok(());
     }

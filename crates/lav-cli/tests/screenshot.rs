@@ -188,7 +188,11 @@ fn ocr(png: &Path) -> String {
         .args(["--psm", "11"])
         .output()
         .expect("run tesseract");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).replace(',', "")
 }
 
@@ -214,7 +218,14 @@ fn every_step_of_every_lab_renders_and_ocr_reads_its_numbers() {
         let out = Command::new("xvfb-run")
             .args(["-a", "-s", "-screen 0 1280x720x24"])
             .arg(env!("CARGO_BIN_EXE_lav"))
-            .args(["lab", id, "--size", "1280x720", "--scenes", "--screenshot-all"])
+            .args([
+                "lab",
+                id,
+                "--size",
+                "1280x720",
+                "--scenes",
+                "--screenshot-all",
+            ])
             .arg(&out_dir)
             .env_remove("WAYLAND_DISPLAY")
             .output()

@@ -570,7 +570,9 @@ fn refit(
     }
     lab.fitted = size;
     let aspect = size.map_or(16.0 / 9.0, |s| s.x / s.y.max(1.0));
-    let to = lab.plan.pose(lab.step_id, &lab.values, &lab.layout, aspect, FOV);
+    let to = lab
+        .plan
+        .pose(lab.step_id, &lab.values, &lab.layout, aspect, FOV);
     // A learner who has orbited away keeps their view; only the rail moves.
     let on_rail = orbit.pose == orbit.rail || !matches!(job.mode, Mode::Interactive);
     orbit.rail = Some(to);
@@ -746,8 +748,13 @@ fn hover(
         .and_then(|h| h.cell.map(|cell| (h.visual, cell)));
     // A heatmap row (a token, a layer) is named for the 2-D views to highlight.
     if let Some((vi, (r, _))) = grid
-        && let Some(layout::Pick::Cells { heatmap }) = lab.layout.visuals.get(vi).and_then(|v| v.pick.clone())
-        && let Some(name) = lab.layout.heatmaps.get(heatmap).and_then(|h| h.heatmap.rows.get(r).cloned())
+        && let Some(layout::Pick::Cells { heatmap }) =
+            lab.layout.visuals.get(vi).and_then(|v| v.pick.clone())
+        && let Some(name) = lab
+            .layout
+            .heatmaps
+            .get(heatmap)
+            .and_then(|h| h.heatmap.rows.get(r).cloned())
     {
         lab.link.hovered = Some(name);
     }
@@ -956,7 +963,10 @@ fn panel(
     ] {
         if band[2] > band[0] && band[3] > band[1] {
             background.rect_filled(
-                egui::Rect::from_min_max(egui::pos2(band[0], band[1]), egui::pos2(band[2], band[3])),
+                egui::Rect::from_min_max(
+                    egui::pos2(band[0], band[1]),
+                    egui::pos2(band[2], band[3]),
+                ),
                 0.0,
                 bg,
             );
@@ -1090,7 +1100,10 @@ fn job(
                         // The 2-D panels, by item id, and the 3-D view as "3d".
                         for p in &lab.views.panels {
                             let r = p.rect;
-                            rects.insert(lab.scene.items[p.item].id.clone(), [r.x0, r.y0, r.x1, r.y1]);
+                            rects.insert(
+                                lab.scene.items[p.item].id.clone(),
+                                [r.x0, r.y0, r.x1, r.y1],
+                            );
                         }
                         if let Some(r) = lab.views.spatial {
                             rects.insert(views::SPATIAL.into(), [r.x0, r.y0, r.x1, r.y1]);
@@ -1141,9 +1154,11 @@ fn job(
                             out.saved.push(path.clone());
                             if scenes {
                                 let json = path.with_extension("json");
-                                let text = serde_json::to_string_pretty(&lab.scene).unwrap_or_default();
+                                let text =
+                                    serde_json::to_string_pretty(&lab.scene).unwrap_or_default();
                                 if let Err(e) = std::fs::write(&json, text) {
-                                    out.error = Some(format!("cannot write {}: {e}", json.display()));
+                                    out.error =
+                                        Some(format!("cannot write {}: {e}", json.display()));
                                     exit.write(AppExit::error());
                                     return;
                                 }

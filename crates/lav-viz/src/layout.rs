@@ -272,15 +272,7 @@ fn place(
 }
 
 /// The item's title above its top-left corner and its provenance below its bottom.
-fn titles(
-    out: &mut Layout,
-    i: usize,
-    item: &Item,
-    top_left: V3,
-    w: f32,
-    h: f32,
-    p: &LayoutParams,
-) {
+fn titles(out: &mut Layout, i: usize, item: &Item, top_left: V3, w: f32, h: f32, p: &LayoutParams) {
     let [x, y, z] = top_left;
     // Titles of items side by side would run into each other: each keeps to its item's
     // width (a character is about 0.55 of the text height); hovering shows it whole.

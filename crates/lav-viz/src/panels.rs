@@ -75,7 +75,11 @@ fn draw_panel(ui: &mut Ui, p: &Panel, item: &Item, link: &mut Link) {
         egui::Stroke::new(1.0, EDGE),
         egui::StrokeKind::Inside,
     );
-    let mut child = ui.new_child(UiBuilder::new().max_rect(frame).id_salt(("panel", &item.id)));
+    let mut child = ui.new_child(
+        UiBuilder::new()
+            .max_rect(frame)
+            .id_salt(("panel", &item.id)),
+    );
     child.set_clip_rect(frame);
     let title = drawable(ui.ctx(), &item.title);
     child
@@ -142,8 +146,7 @@ struct Ctx<'a> {
 /// Whether a cell reads as a number (with or without a unit): those are right-aligned.
 pub fn is_numeric(s: &str) -> bool {
     let t = s.trim().trim_start_matches(['-', '+', '−', '~', '≈', '×']);
-    t.chars().next().is_some_and(|c| c.is_ascii_digit())
-        && t.split_whitespace().count() <= 2
+    t.chars().next().is_some_and(|c| c.is_ascii_digit()) && t.split_whitespace().count() <= 2
 }
 
 fn table(ui: &mut Ui, cx: &Ctx, t: &Table, link: &mut Link) {
@@ -151,7 +154,11 @@ fn table(ui: &mut Ui, cx: &Ctx, t: &Table, link: &mut Link) {
     let n = t.columns.len().max(1);
     let numeric: Vec<bool> = (0..n)
         .map(|c| {
-            let mut cells = t.rows.iter().filter_map(|r| r.get(c)).filter(|s| !s.is_empty());
+            let mut cells = t
+                .rows
+                .iter()
+                .filter_map(|r| r.get(c))
+                .filter(|s| !s.is_empty());
             cells.clone().next().is_some() && cells.all(|s| is_numeric(s))
         })
         .collect();
@@ -377,7 +384,11 @@ fn bars(ui: &mut Ui, cx: &Ctx, b: &Bars, link: &mut Link) {
             );
             if few {
                 for (i, x) in b.bars.iter().enumerate() {
-                    let end = to_axis(x.value, log).unwrap_or(base).max(if log { base } else { f64::MIN });
+                    let end = to_axis(x.value, log).unwrap_or(base).max(if log {
+                        base
+                    } else {
+                        f64::MIN
+                    });
                     pu.text(
                         egui_plot::Text::new(
                             "",
@@ -404,8 +415,16 @@ fn bars(ui: &mut Ui, cx: &Ctx, b: &Bars, link: &mut Link) {
 fn timeline(ui: &mut Ui, cx: &Ctx, t: &Timeline, link: &mut Link) {
     let lanes = t.lanes.clone();
     let n = lanes.len();
-    let lo = t.spans.iter().map(|s| s.start).fold(f64::INFINITY, f64::min);
-    let hi = t.spans.iter().map(|s| s.end).fold(f64::NEG_INFINITY, f64::max);
+    let lo = t
+        .spans
+        .iter()
+        .map(|s| s.start)
+        .fold(f64::INFINITY, f64::min);
+    let hi = t
+        .spans
+        .iter()
+        .map(|s| s.end)
+        .fold(f64::NEG_INFINITY, f64::max);
     let range = if hi > lo { hi - lo } else { 1.0 };
     let prov = cx.prov.to_string();
     let unit = t.unit.clone();
@@ -500,7 +519,9 @@ fn scatter(ui: &mut Ui, cx: &Ctx, pc: &PointCloud, link: &mut Link) {
             egui_plot::HoverPosition::NearDataPoint { position, .. } => {
                 let near = labels
                     .iter()
-                    .filter(|(_, q)| (q[0] - position.x).abs() < 1e-9 && (q[1] - position.y).abs() < 1e-9)
+                    .filter(|(_, q)| {
+                        (q[0] - position.x).abs() < 1e-9 && (q[1] - position.y).abs() < 1e-9
+                    })
                     .map(|(l, _)| l.as_str())
                     .collect::<Vec<_>>()
                     .join(", ");
@@ -545,7 +566,9 @@ fn scatter(ui: &mut Ui, cx: &Ctx, pc: &PointCloud, link: &mut Link) {
                         egui_plot::Text::new(
                             "",
                             PlotPoint::new(x as f64, y as f64),
-                            RichText::new(format!("  {}", p.label)).size(11.0).color(INK),
+                            RichText::new(format!("  {}", p.label))
+                                .size(11.0)
+                                .color(INK),
                         )
                         .anchor(Align2::LEFT_CENTER),
                     );
@@ -657,7 +680,9 @@ fn cells(ui: &mut Ui, cx: &Ctx, g: &BlockGrid, link: &mut Link) {
     let cols = g.columns.max(1);
     let rows = g.cells.len().div_ceil(cols).max(1);
     let area = ui.available_rect_before_wrap();
-    let side = (area.width() / cols as f32).min(area.height() / rows as f32).max(2.0);
+    let side = (area.width() / cols as f32)
+        .min(area.height() / rows as f32)
+        .max(2.0);
     let (resp, painter) = ui.allocate_painter(
         egui::vec2(side * cols as f32, side * rows as f32),
         Sense::hover(),
@@ -685,7 +710,13 @@ fn cells(ui: &mut Ui, cx: &Ctx, g: &BlockGrid, link: &mut Link) {
             egui::StrokeKind::Inside,
         );
         if side >= 22.0 && !c.label.is_empty() && c.label.chars().count() as f32 * 7.0 < side {
-            painter.text(cell.center(), Align2::CENTER_CENTER, &c.label, font.clone(), ink_on(bg));
+            painter.text(
+                cell.center(),
+                Align2::CENTER_CENTER,
+                &c.label,
+                font.clone(),
+                ink_on(bg),
+            );
         }
     }
     if let Some(p) = resp.hover_pos() {
@@ -730,7 +761,9 @@ mod tests {
 
     #[test]
     fn numbers_with_units_are_numeric_and_words_are_not() {
-        for s in ["41", "917 ms", "-3.5", "22.5 KiB", "1.2e-3", "×4.0", "~12 GB"] {
+        for s in [
+            "41", "917 ms", "-3.5", "22.5 KiB", "1.2e-3", "×4.0", "~12 GB",
+        ] {
             assert!(is_numeric(s), "{s}");
         }
         for s in ["", "with cache", "LEAKS", "Q4_1", "n/a", "3 of the 4 legs"] {

@@ -93,7 +93,10 @@ impl Rect {
     }
     pub fn contains(&self, o: &Rect) -> bool {
         const EPS: f32 = 0.01;
-        o.x0 >= self.x0 - EPS && o.y0 >= self.y0 - EPS && o.x1 <= self.x1 + EPS && o.y1 <= self.y1 + EPS
+        o.x0 >= self.x0 - EPS
+            && o.y0 >= self.y0 - EPS
+            && o.x1 <= self.x1 + EPS
+            && o.y1 <= self.y1 + EPS
     }
 }
 
@@ -178,7 +181,10 @@ impl Plan {
             seen[p.item] += 1;
         }
         if let Some(i) = seen.iter().position(|&n| n != 1) {
-            return Err(format!("item {} is shown {} times", scene.items[i].id, seen[i]));
+            return Err(format!(
+                "item {} is shown {} times",
+                scene.items[i].id, seen[i]
+            ));
         }
         if self.spatial.is_some() == self.spatial_items.is_empty() {
             return Err("a 3-D view without spatial items, or the reverse".into());
@@ -205,9 +211,16 @@ impl Plan {
         }
         for p in &self.panels {
             let id = &scene.items[p.item].id;
-            for (what, t) in [("title", p.title), ("provenance", p.provenance), ("body", p.body)] {
+            for (what, t) in [
+                ("title", p.title),
+                ("provenance", p.provenance),
+                ("body", p.body),
+            ] {
                 if !p.rect.contains(&t) {
-                    return Err(format!("{id}: its {what} {t:?} leaves the panel {:?}", p.rect));
+                    return Err(format!(
+                        "{id}: its {what} {t:?} leaves the panel {:?}",
+                        p.rect
+                    ));
                 }
             }
             if p.title.overlaps(&p.provenance)
@@ -252,7 +265,12 @@ struct Row {
 }
 
 /// Arranges `scene` in `area`.
-pub fn plan(scene: &Scene, area: Rect, arrangement: Option<&Arrangement>, m: &PanelMetrics) -> Plan {
+pub fn plan(
+    scene: &Scene,
+    area: Rect,
+    arrangement: Option<&Arrangement>,
+    m: &PanelMetrics,
+) -> Plan {
     let views: Vec<View> = scene.items.iter().map(|i| view(&i.primitive)).collect();
     let spatial_items: Vec<usize> = (0..views.len())
         .filter(|&i| views[i] == View::Spatial)
@@ -321,8 +339,18 @@ fn width_weight(scene: &Scene, i: usize) -> f32 {
 /// A panel's frame split into title, body and provenance rows. A panel too short for
 /// all three keeps the provenance at the right end of the title row.
 fn panel(item: usize, view: View, rect: Rect, m: &PanelMetrics) -> Panel {
-    let inner = Rect::new(rect.x0 + m.pad, rect.y0 + m.pad, rect.x1 - m.pad, rect.y1 - m.pad);
-    let title = Rect::new(inner.x0, inner.y0, inner.x1, (inner.y0 + m.title).min(inner.y1));
+    let inner = Rect::new(
+        rect.x0 + m.pad,
+        rect.y0 + m.pad,
+        rect.x1 - m.pad,
+        rect.y1 - m.pad,
+    );
+    let title = Rect::new(
+        inner.x0,
+        inner.y0,
+        inner.x1,
+        (inner.y0 + m.title).min(inner.y1),
+    );
     if inner.h() >= m.title + m.provenance + m.line {
         let provenance = Rect::new(inner.x0, inner.y1 - m.provenance, inner.x1, inner.y1);
         let body = Rect::new(inner.x0, title.y1, inner.x1, provenance.y0);
@@ -525,7 +553,12 @@ mod tests {
     }
 
     fn item(id: &str, p: Primitive) -> Item {
-        Item::new(id, format!("title of {id}"), Provenance::computed("test"), p)
+        Item::new(
+            id,
+            format!("title of {id}"),
+            Provenance::computed("test"),
+            p,
+        )
     }
 
     fn table(cols: usize, rows: usize) -> Primitive {
@@ -600,7 +633,12 @@ mod tests {
         let sp = p.spatial.unwrap();
         assert!(sp.x0 > b.rect.x1 && sp.y0 == 0.0);
         // "a" and "c" were not named: they share a last row.
-        let rest: Vec<usize> = p.panels.iter().filter(|q| q.rect.y0 > 0.0).map(|q| q.item).collect();
+        let rest: Vec<usize> = p
+            .panels
+            .iter()
+            .filter(|q| q.rect.y0 > 0.0)
+            .map(|q| q.item)
+            .collect();
         assert_eq!(rest, vec![1, 3]);
     }
 

@@ -15,8 +15,18 @@ fn params() -> LayoutParams {
 
 /// The area right of the lesson panel at 1280×720 and 1920×1080.
 const AREAS: [Rect; 2] = [
-    Rect { x0: 372.0, y0: 0.0, x1: 1280.0, y1: 720.0 },
-    Rect { x0: 372.0, y0: 0.0, x1: 1920.0, y1: 1080.0 },
+    Rect {
+        x0: 372.0,
+        y0: 0.0,
+        x1: 1280.0,
+        y1: 720.0,
+    },
+    Rect {
+        x0: 372.0,
+        y0: 0.0,
+        x1: 1920.0,
+        y1: 1080.0,
+    },
 ];
 
 fn prov() -> Provenance {
@@ -26,7 +36,12 @@ fn prov() -> Provenance {
 /// One item of kind `k` (0..=12), sized by `n`.
 fn item(k: u8, n: usize, i: usize) -> Item {
     let n = n.max(1);
-    let words = |m: usize| (0..m).map(|w| format!("word{w}")).collect::<Vec<_>>().join(" ");
+    let words = |m: usize| {
+        (0..m)
+            .map(|w| format!("word{w}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let p = match k {
         0 => Primitive::Heatmap(Heatmap {
             rows: (0..n).map(|r| r.to_string()).collect(),
@@ -39,7 +54,9 @@ fn item(k: u8, n: usize, i: usize) -> Item {
         }),
         1 => Primitive::Table(Table {
             columns: (0..(n % 7 + 1)).map(|c| format!("column {c}")).collect(),
-            rows: (0..n * 3).map(|r| vec![format!("{r} ms"); n % 7 + 1]).collect(),
+            rows: (0..n * 3)
+                .map(|r| vec![format!("{r} ms"); n % 7 + 1])
+                .collect(),
         }),
         2 => Primitive::Text(Text {
             body: words(n * 20),
@@ -119,7 +136,11 @@ fn item(k: u8, n: usize, i: usize) -> Item {
 
 fn scene(kinds: &[(u8, usize)]) -> Scene {
     Scene {
-        items: kinds.iter().enumerate().map(|(i, &(k, n))| item(k, n, i)).collect(),
+        items: kinds
+            .iter()
+            .enumerate()
+            .map(|(i, &(k, n))| item(k, n, i))
+            .collect(),
     }
 }
 
@@ -188,7 +209,10 @@ fn a_scene_file_arrangement_is_read_per_step() {
     )
     .unwrap();
     let a = plan.arrangement("recompute").unwrap();
-    assert_eq!(a.rows, vec![vec!["timing".to_string(), "cost".into()], vec!["3d".into()]]);
+    assert_eq!(
+        a.rows,
+        vec![vec!["timing".to_string(), "cost".into()], vec!["3d".into()]]
+    );
     assert_eq!(a.heights, vec![2.0, 1.0]);
     assert_eq!(plan.arrangement("other"), None);
 }

@@ -5,23 +5,7 @@
 use lav_lab::{Registry, Status};
 use lav_tests::{TRACKS, catalogue, labs_dir, repo_dir, scene_at, session};
 use lav_viz::presentation::{CameraPlan, LayoutParams};
-use lav_viz::views::{self, Rect};
-
-/// The 3-D app's views beside the lesson panel, at 1280×720 and 1920×1080.
-const WINDOWS: [Rect; 2] = [
-    Rect {
-        x0: 372.0,
-        y0: 0.0,
-        x1: 1280.0,
-        y1: 720.0,
-    },
-    Rect {
-        x0: 372.0,
-        y0: 0.0,
-        x1: 1920.0,
-        y1: 1080.0,
-    },
-];
+use lav_viz::views::{self, WINDOWS};
 
 #[test]
 fn the_registry_lists_every_curriculum_lab_once() {

@@ -14,6 +14,16 @@ impl Rgb {
         format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
     }
 
+    /// Black or white, whichever reads better as text on this colour (every renderer
+    /// picks chip and cell text the same way).
+    pub fn ink(self) -> Rgb {
+        if self.luminance() > 0.35 {
+            BLACK
+        } else {
+            WHITE
+        }
+    }
+
     /// Relative luminance (WCAG), to pick readable text over a cell.
     pub fn luminance(self) -> f64 {
         let lin = |c: u8| {
@@ -34,6 +44,7 @@ impl Rgb {
 }
 
 pub const BLACK: Rgb = Rgb(0x00, 0x00, 0x00);
+pub const WHITE: Rgb = Rgb(0xFF, 0xFF, 0xFF);
 pub const ORANGE: Rgb = Rgb(0xE6, 0x9F, 0x00);
 pub const SKY_BLUE: Rgb = Rgb(0x56, 0xB4, 0xE9);
 pub const BLUISH_GREEN: Rgb = Rgb(0x00, 0x9E, 0x73);

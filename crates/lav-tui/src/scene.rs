@@ -18,11 +18,7 @@ fn color(c: Rgb) -> Color {
 
 /// Black or white text, whichever reads better on `bg`.
 fn on(bg: Rgb) -> Color {
-    if bg.luminance() > 0.35 {
-        Color::Black
-    } else {
-        Color::White
-    }
+    color(bg.ink())
 }
 
 /// Rows an item would like (borders included), given the width it gets.

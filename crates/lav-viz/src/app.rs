@@ -88,6 +88,8 @@ struct Lab {
     layout: Layout,
     /// The step's whole scene (the 2-D panels read it) and where its views go.
     scene: Scene,
+    /// The step's arrangement from its scene file, read when the step is built.
+    arrangement: Option<views::Arrangement>,
     views: Plan,
     link: Link,
     /// What the camera pose was fitted for: the step, its values, the 3-D view's size.
@@ -234,6 +236,7 @@ pub fn run(session: Session, opts: Options) -> Outcome {
             params: opts.params,
             layout: Layout::default(),
             scene: Scene::new(),
+            arrangement: None,
             views: Plan::default(),
             link: Link::default(),
             step_id: "",
@@ -411,6 +414,7 @@ fn rebuild(
     };
     lab.layout = layout::build(&spatial, &lab.params);
     lab.scene = scene;
+    lab.arrangement = lab.plan.arrangement(step);
     lab.step_id = step;
     lab.values = values.clone();
     lab.heat_materials.clear();
@@ -930,8 +934,12 @@ fn panel(
         return Ok(());
     };
     let area = views::Rect::new(panel_width, 0.0, window.width(), window.height());
-    let arrangement = lab.plan.arrangement(lab.step_id);
-    lab.views = views::plan(&lab.scene, area, arrangement.as_ref(), &lab.params.panels);
+    lab.views = views::plan(
+        &lab.scene,
+        area,
+        lab.arrangement.as_ref(),
+        &lab.params.panels,
+    );
     let view = lab.views.spatial.unwrap_or(area);
     let scale = window.scale_factor();
     let at = UVec2::new((view.x0 * scale) as u32, (view.y0 * scale) as u32);

@@ -44,13 +44,26 @@ pub fn color(c: Rgb) -> Color32 {
     Color32::from_rgb(c.0, c.1, c.2)
 }
 
-/// Black or white, whichever reads on `bg`.
+/// Black or white, whichever reads on `bg` (the palette's rule).
 fn ink_on(bg: Rgb) -> Color32 {
-    if bg.luminance() > 0.45 {
-        Color32::BLACK
-    } else {
-        Color32::WHITE
-    }
+    color(bg.ink())
+}
+
+/// The name of lane or bar `k` on a plot's y axis, where bar `k` sits at y = −k.
+fn row_name(names: &[String], y: f64) -> Option<&String> {
+    let k = -y;
+    (k.fract() == 0.0 && k >= 0.0)
+        .then(|| names.get(k as usize))
+        .flatten()
+}
+
+/// The row under the pointer, if any: the nearest whole −y.
+fn row_at<'a>(
+    names: &'a [String],
+    resp: &egui_plot::PlotResponse<Option<PlotPoint>>,
+) -> Option<&'a String> {
+    let p = resp.inner.filter(|_| resp.response.hovered())?;
+    row_name(names, p.y.round())
 }
 
 /// Draws every panel of `plan` into `ui` (a full-window background layer).
@@ -350,7 +363,6 @@ fn bars(ui: &mut Ui, cx: &Ctx, b: &Bars, link: &mut Link) {
             bar
         })
         .collect();
-    let n = b.bars.len();
     let label_of = labels.clone();
     // Room right of the longest bar for its value.
     let longest = b
@@ -362,14 +374,7 @@ fn bars(ui: &mut Ui, cx: &Ctx, b: &Bars, link: &mut Link) {
     let resp = Plot::new(("bars", cx.id))
         .x_axis_label(axis_name(&b.unit, log))
         .x_axis_formatter(move |m, _| num(from_axis(m.value, log)))
-        .y_axis_formatter(move |m, _| {
-            let k = -m.value;
-            if k.fract() == 0.0 && k >= 0.0 && (k as usize) < n {
-                label_of[k as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .y_axis_formatter(move |m, _| row_name(&label_of, m.value).cloned().unwrap_or_default())
         .y_axis_min_width(60.0)
         .include_x(room)
         .show_grid([true, false])
@@ -401,20 +406,14 @@ fn bars(ui: &mut Ui, cx: &Ctx, b: &Bars, link: &mut Link) {
             }
             pu.pointer_coordinate()
         });
-    if resp.response.hovered()
-        && let Some(p) = resp.inner
-    {
-        let k = (-p.y).round();
-        if k >= 0.0 && (k as usize) < labels.len() {
-            link.hovered = Some(labels[k as usize].clone());
-        }
+    if let Some(name) = row_at(&labels, &resp) {
+        link.hovered = Some(name.clone());
     }
 }
 
 /// Lanes top to bottom, spans as floating horizontal bars, labelled inside when wide.
 fn timeline(ui: &mut Ui, cx: &Ctx, t: &Timeline, link: &mut Link) {
     let lanes = t.lanes.clone();
-    let n = lanes.len();
     let lo = t
         .spans
         .iter()
@@ -452,14 +451,7 @@ fn timeline(ui: &mut Ui, cx: &Ctx, t: &Timeline, link: &mut Link) {
     let label_of = lanes.clone();
     let resp = Plot::new(("timeline", cx.id))
         .x_axis_label(t.unit.clone())
-        .y_axis_formatter(move |m, _| {
-            let k = -m.value;
-            if k.fract() == 0.0 && k >= 0.0 && (k as usize) < n {
-                label_of[k as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .y_axis_formatter(move |m, _| row_name(&label_of, m.value).cloned().unwrap_or_default())
         .y_axis_min_width(60.0)
         .show_grid([true, false])
         .show(ui, |pu| {
@@ -482,13 +474,8 @@ fn timeline(ui: &mut Ui, cx: &Ctx, t: &Timeline, link: &mut Link) {
             }
             pu.pointer_coordinate()
         });
-    if resp.response.hovered()
-        && let Some(p) = resp.inner
-    {
-        let k = (-p.y).round();
-        if k >= 0.0 && (k as usize) < lanes.len() {
-            link.hovered = Some(lanes[k as usize].clone());
-        }
+    if let Some(name) = row_at(&lanes, &resp) {
+        link.hovered = Some(name.clone());
     }
 }
 

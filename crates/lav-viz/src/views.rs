@@ -134,6 +134,23 @@ pub struct Arrangement {
     pub heights: Vec<f32>,
 }
 
+/// The views' area beside a 360-pixel lesson panel at 1280×720 and 1920×1080, the
+/// window sizes the invariants are checked at.
+pub const WINDOWS: [Rect; 2] = [
+    Rect {
+        x0: 372.0,
+        y0: 0.0,
+        x1: 1280.0,
+        y1: 720.0,
+    },
+    Rect {
+        x0: 372.0,
+        y0: 0.0,
+        x1: 1920.0,
+        y1: 1080.0,
+    },
+];
+
 /// The id of the 3-D viewport in an [`Arrangement`].
 pub const SPATIAL: &str = "3d";
 
@@ -141,7 +158,6 @@ pub const SPATIAL: &str = "3d";
 #[derive(Clone, Debug, PartialEq)]
 pub struct Panel {
     pub item: usize,
-    pub view: View,
     pub rect: Rect,
     pub title: Rect,
     pub provenance: Rect,
@@ -319,7 +335,7 @@ pub fn plan(
             let r = Rect::new(x, y, x + w, y + h);
             match cell {
                 Cell::Spatial => out.spatial = Some(r),
-                Cell::Item(i) => out.panels.push(panel(*i, views[*i], r, m)),
+                Cell::Item(i) => out.panels.push(panel(*i, r, m)),
             }
             x += w + m.gap;
         }
@@ -338,7 +354,7 @@ fn width_weight(scene: &Scene, i: usize) -> f32 {
 
 /// A panel's frame split into title, body and provenance rows. A panel too short for
 /// all three keeps the provenance at the right end of the title row.
-fn panel(item: usize, view: View, rect: Rect, m: &PanelMetrics) -> Panel {
+fn panel(item: usize, rect: Rect, m: &PanelMetrics) -> Panel {
     let inner = Rect::new(
         rect.x0 + m.pad,
         rect.y0 + m.pad,
@@ -356,7 +372,6 @@ fn panel(item: usize, view: View, rect: Rect, m: &PanelMetrics) -> Panel {
         let body = Rect::new(inner.x0, title.y1, inner.x1, provenance.y0);
         Panel {
             item,
-            view,
             rect,
             title,
             provenance,
@@ -366,7 +381,6 @@ fn panel(item: usize, view: View, rect: Rect, m: &PanelMetrics) -> Panel {
         let split = inner.x0 + inner.w() * 0.6;
         Panel {
             item,
-            view,
             rect,
             title: Rect { x1: split, ..title },
             provenance: Rect { x0: split, ..title },
@@ -645,10 +659,10 @@ mod tests {
     #[test]
     fn a_short_panel_keeps_its_provenance_beside_the_title() {
         let m = metrics();
-        let p = panel(0, View::Table, Rect::new(0.0, 0.0, 400.0, 50.0), &m);
+        let p = panel(0, Rect::new(0.0, 0.0, 400.0, 50.0), &m);
         assert!(!p.title.overlaps(&p.provenance));
         assert_eq!(p.title.y0, p.provenance.y0);
-        let q = panel(0, View::Table, Rect::new(0.0, 0.0, 400.0, 300.0), &m);
+        let q = panel(0, Rect::new(0.0, 0.0, 400.0, 300.0), &m);
         assert!(q.provenance.y0 >= q.body.y1 && q.body.y0 >= q.title.y1);
     }
 }

@@ -4,7 +4,7 @@
 
 use lav_scene::*;
 use lav_viz::presentation::{CameraPlan, LayoutParams};
-use lav_viz::views::{self, Arrangement, Rect, View};
+use lav_viz::views::{self, Arrangement, View};
 use proptest::prelude::*;
 use std::path::PathBuf;
 
@@ -13,21 +13,7 @@ fn params() -> LayoutParams {
         .expect("scenes/layout.toml")
 }
 
-/// The area right of the lesson panel at 1280×720 and 1920×1080.
-const AREAS: [Rect; 2] = [
-    Rect {
-        x0: 372.0,
-        y0: 0.0,
-        x1: 1280.0,
-        y1: 720.0,
-    },
-    Rect {
-        x0: 372.0,
-        y0: 0.0,
-        x1: 1920.0,
-        y1: 1080.0,
-    },
-];
+use views::WINDOWS as AREAS;
 
 fn prov() -> Provenance {
     Provenance::computed("a test")

@@ -9,12 +9,12 @@
 @group(#{MATERIAL_BIND_GROUP}) @binding(1) var cells_sampler: sampler;
 // x: rows, y: columns, z: selected row, w: selected column (-1: none).
 @group(#{MATERIAL_BIND_GROUP}) @binding(2) var<uniform> grid: vec4<f32>;
-// x: hovered row, y: hovered column (-1: none); z: 1 to dim the whole grid.
+// x: hovered row, y: hovered column (-1: none; -2: the whole row, named in a 2-D
+// view); z: 1 to dim the whole grid.
 @group(#{MATERIAL_BIND_GROUP}) @binding(3) var<uniform> hover: vec4<f32>;
 
-fn outline(cell: vec2<f32>, target_cell: vec2<f32>, px: vec2<f32>) -> f32 {
-    let lo = target_cell;
-    let hi = target_cell + vec2(1.0);
+// 1 on a two-pixel border around the cells from lo to hi, 0 elsewhere.
+fn outline(cell: vec2<f32>, lo: vec2<f32>, hi: vec2<f32>, px: vec2<f32>) -> f32 {
     let inside = all(cell >= lo - px * 1.5) && all(cell <= hi + px * 1.5);
     let edge = min(min(abs(cell.x - lo.x), abs(cell.x - hi.x)) / px.x,
                    min(abs(cell.y - lo.y), abs(cell.y - hi.y)) / px.y);
@@ -32,10 +32,14 @@ fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
     let line = (1.0 - smoothstep(0.0, 1.0, min(f.x, f.y))) * smoothstep(6.0, 12.0, 1.0 / max(px.x, px.y));
     color = mix(color, vec3(0.08), 0.6 * line);
     if grid.z >= 0.0 {
-        color = mix(color, vec3(0.94, 0.89, 0.26), outline(cell, vec2(grid.w, grid.z), px));
+        let sel = vec2(grid.w, grid.z);
+        color = mix(color, vec3(0.94, 0.89, 0.26), outline(cell, sel, sel + vec2(1.0), px));
     }
     if hover.x >= 0.0 {
-        color = mix(color, vec3(1.0), outline(cell, vec2(hover.y, hover.x), px));
+        let row = hover.y < -1.5;
+        let lo = select(vec2(hover.y, hover.x), vec2(0.0, hover.x), row);
+        let hi = select(lo + vec2(1.0), vec2(grid.y, hover.x + 1.0), row);
+        color = mix(color, vec3(1.0), outline(cell, lo, hi, px));
     }
     color = mix(color, vec3(0.12), 0.7 * hover.z);
     return vec4(color, 1.0);

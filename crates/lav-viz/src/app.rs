@@ -6,7 +6,7 @@ use crate::layout::{self, Layout, Plane, Shape};
 use crate::panels::{self, Link, drawable};
 use crate::pick;
 use crate::presentation::{CameraPlan, LayoutParams, Pose};
-use crate::views::{self, Plan, View};
+use crate::views::{self, Plan};
 use bevy::asset::RenderAssetUsages;
 use bevy::camera::CameraOutputMode;
 use bevy::camera::Viewport;
@@ -137,7 +137,6 @@ struct Orbit {
 struct Hover {
     lines: Vec<String>,
     pinned: Vec<String>,
-    grid: Option<(usize, (usize, usize))>,
     ui_pointer: bool,
     ui_keyboard: bool,
     drag: f32,
@@ -404,15 +403,7 @@ fn rebuild(
         commands.entity(e).despawn();
     }
     // The 3-D view draws the spatial items; the 2-D panels draw the rest from `scene`.
-    let spatial = Scene {
-        items: scene
-            .items
-            .iter()
-            .filter(|i| views::view(&i.primitive) == View::Spatial)
-            .cloned()
-            .collect(),
-    };
-    lab.layout = layout::build(&spatial, &lab.params);
+    lab.layout = layout::build(&scene, &lab.params);
     lab.scene = scene;
     lab.arrangement = lab.plan.arrangement(step);
     lab.step_id = step;
@@ -762,20 +753,24 @@ fn hover(
     {
         lab.link.hovered = Some(name);
     }
-    if grid != hover.grid {
-        // Move the outline: clear the old grid's hover, set the new one's.
-        for (vi, handle) in &lab.heat_materials {
-            let want = match grid {
-                Some((g, (r, c))) if g == *vi => Vec2::new(r as f32, c as f32),
-                _ => Vec2::splat(-1.0),
-            };
-            if let Some(mut m) = heat_mats.get_mut(handle)
-                && m.hover.truncate().truncate() != want
-            {
-                m.hover = Vec4::new(want.x, want.y, m.hover.z, m.hover.w);
-            }
+    // The outline: the cell under the pointer, or else the rows named by a 2-D view
+    // (a token, a layer) last frame. Only changed materials are touched, so the
+    // textures are not re-uploaded every frame.
+    let linked = lab.link.shown.as_deref();
+    for (vi, handle) in &lab.heat_materials {
+        let want = match grid {
+            Some((g, (r, c))) if g == *vi => Vec2::new(r as f32, c as f32),
+            _ => linked
+                .and_then(|name| row_named(&lab.layout, *vi, name))
+                .map_or(Vec2::splat(-1.0), |r| Vec2::new(r as f32, WHOLE_ROW)),
+        };
+        if heat_mats
+            .get(handle)
+            .is_some_and(|m| m.hover.truncate().truncate() != want)
+            && let Some(mut m) = heat_mats.get_mut(handle)
+        {
+            m.hover = Vec4::new(want.x, want.y, m.hover.z, m.hover.w);
         }
-        hover.grid = grid;
     }
     hover.lines = found
         .as_ref()
@@ -784,6 +779,23 @@ fn hover(
     if buttons.just_released(MouseButton::Left) && hover.drag < 4.0 && !hover.ui_pointer {
         hover.pinned = hover.lines.clone();
     }
+}
+
+/// The hover column that outlines a heatmap's whole row (see `heatmap.wgsl`).
+const WHOLE_ROW: f32 = -2.0;
+
+/// The row of visual `vi`'s heatmap with this name, if it is a heatmap and has one.
+fn row_named(layout: &Layout, vi: usize, name: &str) -> Option<usize> {
+    let Some(layout::Pick::Cells { heatmap }) = layout.visuals.get(vi)?.pick.clone() else {
+        return None;
+    };
+    layout
+        .heatmaps
+        .get(heatmap)?
+        .heatmap
+        .rows
+        .iter()
+        .position(|r| r == name)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -795,8 +807,13 @@ fn panel(
     mut cam: Query<(&mut Camera, &GlobalTransform), With<MainCamera>>,
     windows: Query<&Window>,
     job: Res<Job>,
+    mut fonts_installed: Local<bool>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
+    if !*fonts_installed {
+        panels::install_fonts(&ctx);
+        *fonts_installed = true;
+    }
     let lab = &mut *lab;
     let mut changed = false;
     let mut step_changed = false;

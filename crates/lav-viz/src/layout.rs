@@ -2,11 +2,13 @@
 //! and no Bevy, so the mapping is tested without a GPU; `app` turns shapes into
 //! entities one to one.
 //!
-//! Items that carry their own 3-D layout ([`Blocks`]) keep it. The others are laid out
-//! on a wall (the x–y plane, facing the default camera) to the left of the blocks, or
-//! side by side when there are none.
+//! Only spatial items are drawn here (see [`views::view`]); plots, tables, text and
+//! the other 2-D kinds are egui panels. Items that carry their own 3-D layout
+//! ([`Blocks`]) keep it. The others are laid out on a wall (the x–y plane, facing the
+//! default camera) to the left of the blocks, or side by side when there are none.
 
 use crate::presentation::LayoutParams;
+use crate::views::{self, View};
 use lav_scene::palette::GREY;
 use lav_scene::text::num;
 use lav_scene::*;
@@ -159,7 +161,10 @@ pub fn build(scene: &Scene, p: &LayoutParams) -> Layout {
     let blocks_bounds = out.bounds();
     let mut wall = Vec::new();
     for (i, item) in scene.items.iter().enumerate() {
-        if matches!(item.primitive, Primitive::Blocks(_)) {
+        // Blocks are placed; 2-D kinds are drawn as panels, not in the 3-D view.
+        if matches!(item.primitive, Primitive::Blocks(_))
+            || views::view(&item.primitive) != View::Spatial
+        {
             continue;
         }
         // Each item is drawn with its top-left corner at the origin, then moved.
@@ -563,39 +568,6 @@ fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32)
             }
             (w, hh)
         }
-        Primitive::TokenStrip(s) => {
-            let mut x = 0.0;
-            for c in &s.tokens {
-                let w = p.chip_char * c.text.chars().count().max(1) as f32 + p.chip_pad;
-                let color = if c.highlight {
-                    Role::Highlight.color()
-                } else {
-                    c.role.color()
-                };
-                let id = c.id.map(|d| format!("id {d}")).unwrap_or_default();
-                push(
-                    Shape::Cuboid {
-                        center: [x + w / 2.0, -p.chip_height / 2.0, 0.0],
-                        size: [w, p.chip_height, 0.2],
-                        color,
-                        dim: false,
-                    },
-                    info(vec![format!("token {:?}", c.text), id.clone()]),
-                );
-                push(
-                    label([x + 0.1, -0.15 * p.chip_height, 0.15], &c.text, p.label),
-                    None,
-                );
-                if !id.is_empty() {
-                    push(
-                        label([x + 0.1, -1.05 * p.chip_height, 0.15], &id, 0.6 * p.label),
-                        None,
-                    );
-                }
-                x += w + 0.1;
-            }
-            (x.max(1.0), p.chip_height * 1.4)
-        }
         Primitive::TensorBlock(t) => {
             // Log-scaled sides: a 49,152 × 576 table still fits on screen.
             let side = |k: usize| {
@@ -708,174 +680,6 @@ fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32)
             }
             (s, s)
         }
-        Primitive::Bars(b) => {
-            let vals: Vec<f64> = b
-                .bars
-                .iter()
-                .map(|x| {
-                    if b.log {
-                        (x.value.max(1e-12)).log10()
-                    } else {
-                        x.value
-                    }
-                })
-                .collect();
-            let lo = vals.iter().copied().fold(0.0_f64, f64::min);
-            let hi = vals.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
-            let span = (hi - lo).max(f64::MIN_POSITIVE);
-            let lw = b
-                .bars
-                .iter()
-                .map(|x| x.label.chars().count())
-                .max()
-                .unwrap_or(0) as f32
-                * 0.3
-                * p.label;
-            for (k, (x, v)) in b.bars.iter().zip(&vals).enumerate() {
-                let len = ((v - lo) / span) as f32 * p.bar_length;
-                let y = -(k as f32 + 0.5) * p.bar_height;
-                push(
-                    label([0.0, y + 0.3 * p.label, 0.0], &x.label, p.label),
-                    None,
-                );
-                push(
-                    Shape::Cuboid {
-                        center: [lw + 0.2 + len.max(0.02) / 2.0, y, 0.0],
-                        size: [len.max(0.02), 0.8 * p.bar_height, 0.2],
-                        color: x.role.color(),
-                        dim: false,
-                    },
-                    info(vec![
-                        x.label.clone(),
-                        format!("{} {}", num(x.value), b.unit),
-                    ]),
-                );
-                push(
-                    label(
-                        [lw + 0.4 + len, y + 0.3 * p.label, 0.0],
-                        &format!("{} {}", num(x.value), b.unit),
-                        p.label,
-                    ),
-                    None,
-                );
-            }
-            (lw + p.bar_length + 3.0, b.bars.len() as f32 * p.bar_height)
-        }
-        Primitive::Timeline(t) => {
-            let end = t
-                .spans
-                .iter()
-                .map(|s| s.end)
-                .fold(f64::MIN_POSITIVE, f64::max);
-            let lw =
-                t.lanes.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f32 * 0.3 * p.label;
-            for (k, lane) in t.lanes.iter().enumerate() {
-                push(
-                    label([0.0, -(k as f32 + 0.3) * p.bar_height, 0.0], lane, p.label),
-                    None,
-                );
-            }
-            for s in &t.spans {
-                let x0 = lw + 0.2 + (s.start / end) as f32 * p.bar_length;
-                let w = (((s.end - s.start) / end) as f32 * p.bar_length).max(0.02);
-                push(
-                    Shape::Cuboid {
-                        center: [x0 + w / 2.0, -(s.lane as f32 + 0.5) * p.bar_height, 0.0],
-                        size: [w, 0.8 * p.bar_height, 0.2],
-                        color: s.role.color(),
-                        dim: false,
-                    },
-                    info(vec![
-                        s.label.clone(),
-                        format!("{}..{} {}", num(s.start), num(s.end), t.unit),
-                    ]),
-                );
-            }
-            (lw + p.bar_length + 0.4, t.lanes.len() as f32 * p.bar_height)
-        }
-        Primitive::BlockGrid(g) => {
-            let cols = g.columns.max(1);
-            let c = p.bar_height;
-            for (k, cell) in g.cells.iter().enumerate() {
-                let (r, col) = (k / cols, k % cols);
-                let (color, who) = match cell.owner {
-                    Some(o) => (Role::series(o), format!("owner {o}")),
-                    None => (GREY, "free".into()),
-                };
-                push(
-                    Shape::Cuboid {
-                        center: [(col as f32 + 0.5) * c, -(r as f32 + 0.5) * c, 0.0],
-                        size: [
-                            0.85 * c,
-                            0.85 * c,
-                            if cell.owner.is_some() { 0.4 } else { 0.1 },
-                        ],
-                        color,
-                        dim: cell.owner.is_none(),
-                    },
-                    info(vec![format!("block {k}: {who}"), cell.label.clone()]),
-                );
-            }
-            (cols as f32 * c, g.cells.len().div_ceil(cols) as f32 * c)
-        }
-        Primitive::Tree(t) => {
-            // Depth-first: leaves get consecutive rows, parents sit at their first child.
-            let mut row = 0usize;
-            let mut nodes = Vec::new();
-            fn walk(
-                n: &TreeNode,
-                depth: usize,
-                row: &mut usize,
-                out: &mut Vec<(usize, usize, String, Option<usize>)>,
-                parent: Option<usize>,
-            ) {
-                let me = out.len();
-                let text = match &n.value {
-                    Some(v) => format!("{}: {v}", n.label),
-                    None => n.label.clone(),
-                };
-                out.push((depth, *row, text, parent));
-                if n.children.is_empty() {
-                    *row += 1;
-                }
-                for c in &n.children {
-                    walk(c, depth + 1, row, out, Some(me));
-                }
-            }
-            walk(&t.root, 0, &mut row, &mut nodes, None);
-            let pos =
-                |d: usize, r: usize| -> V3 { [d as f32 * 3.0, -(r as f32) * p.bar_height, 0.0] };
-            for (d, r, text, parent) in &nodes {
-                let at = pos(*d, *r);
-                push(
-                    Shape::Cuboid {
-                        center: at,
-                        size: [0.3, 0.3, 0.3],
-                        color: Role::Token.color(),
-                        dim: false,
-                    },
-                    info(vec![text.clone()]),
-                );
-                push(label([at[0] + 0.3, at[1] + 0.15, 0.0], text, p.label), None);
-                if let Some(pi) = parent {
-                    let (pd, pr, ..) = &nodes[*pi];
-                    push(
-                        Shape::Line {
-                            from: pos(*pd, *pr),
-                            to: at,
-                            color: GREY,
-                            width: 0.03,
-                        },
-                        None,
-                    );
-                }
-            }
-            let depth = nodes.iter().map(|n| n.0).max().unwrap_or(0);
-            (
-                (depth as f32 + 1.0) * 3.0 + 2.0,
-                row.max(1) as f32 * p.bar_height,
-            )
-        }
         Primitive::Graph(g) => {
             let mut per_layer: std::collections::BTreeMap<usize, usize> = Default::default();
             let mut at = std::collections::HashMap::new();
@@ -915,255 +719,17 @@ fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32)
             let tall = per_layer.values().max().copied().unwrap_or(1);
             (layers as f32 * 4.0, tall as f32 * 1.2)
         }
-        Primitive::Plot(pl) => {
-            let (w, h) = (p.plot_width, p.plot_height);
-            let tf = |v: f64, log: bool| if log { v.max(1e-300).log10() } else { v };
-            let pts = || pl.series.iter().flat_map(|s| s.points.iter());
-            let xs: Vec<f64> = pts()
-                .map(|q| tf(q.0, pl.x_log))
-                .filter(|v| v.is_finite())
-                .collect();
-            let ys: Vec<f64> = pts()
-                .map(|q| tf(q.1, pl.y_log))
-                .filter(|v| v.is_finite())
-                .collect();
-            let rng = |v: &[f64]| {
-                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                if lo.is_finite() && hi > lo {
-                    (lo, hi)
-                } else {
-                    (0.0, 1.0)
-                }
-            };
-            let ((x0, x1), (y0, y1)) = (rng(&xs), rng(&ys));
-            let map = |q: &(f64, f64)| -> V3 {
-                [
-                    ((tf(q.0, pl.x_log) - x0) / (x1 - x0)) as f32 * w,
-                    -h + ((tf(q.1, pl.y_log) - y0) / (y1 - y0)) as f32 * h,
-                    0.0,
-                ]
-            };
-            push(
-                Shape::Line {
-                    from: [0.0, -h, 0.0],
-                    to: [w, -h, 0.0],
-                    color: GREY,
-                    width: 0.03,
-                },
-                None,
-            );
-            push(
-                Shape::Line {
-                    from: [0.0, -h, 0.0],
-                    to: [0.0, 0.0, 0.0],
-                    color: GREY,
-                    width: 0.03,
-                },
-                None,
-            );
-            let axis = |s: &str, log: bool| {
-                if log {
-                    format!("{s} (log)")
-                } else {
-                    s.to_string()
-                }
-            };
-            push(
-                label(
-                    [w * 0.4, -h - 0.4, 0.0],
-                    &axis(&pl.x_label, pl.x_log),
-                    p.label,
-                ),
-                None,
-            );
-            push(
-                label([-0.2, 0.5, 0.0], &axis(&pl.y_label, pl.y_log), p.label),
-                None,
-            );
-            for (si, s) in pl.series.iter().enumerate() {
-                let color = s.role.color();
-                let good: Vec<&(f64, f64)> = s
-                    .points
-                    .iter()
-                    .filter(|q| tf(q.0, pl.x_log).is_finite() && tf(q.1, pl.y_log).is_finite())
-                    .collect();
-                if s.line {
-                    for win in good.windows(2) {
-                        push(
-                            Shape::Line {
-                                from: map(win[0]),
-                                to: map(win[1]),
-                                color,
-                                width: 0.05,
-                            },
-                            None,
-                        );
-                    }
-                } else {
-                    for q in &good {
-                        push(
-                            Shape::Cuboid {
-                                center: map(q),
-                                size: [0.12; 3],
-                                color,
-                                dim: false,
-                            },
-                            info(vec![
-                                s.name.clone(),
-                                format!("({}, {})", num(q.0), num(q.1)),
-                            ]),
-                        );
-                    }
-                }
-                push(
-                    label(
-                        [w + 0.3, -(si as f32) * 1.2 * p.label, 0.0],
-                        &s.name,
-                        p.label,
-                    ),
-                    None,
-                );
-                push(
-                    Shape::Cuboid {
-                        center: [w + 0.15, -(si as f32) * 1.2 * p.label - 0.2 * p.label, 0.0],
-                        size: [0.2, 0.2, 0.05],
-                        color,
-                        dim: false,
-                    },
-                    None,
-                );
-            }
-            let legend = pl
-                .series
-                .iter()
-                .map(|s| s.name.chars().count())
-                .max()
-                .unwrap_or(0) as f32
-                * 0.3
-                * p.label;
-            (w + 0.5 + legend, h + 0.6)
-        }
-        Primitive::Table(t) => {
-            let n = t.columns.len().max(1);
-            let width = |c: usize| {
-                let chars = std::iter::once(&t.columns)
-                    .chain(&t.rows)
-                    .filter_map(|r| r.get(c))
-                    .map(|s| s.chars().count())
-                    .max()
-                    .unwrap_or(1)
-                    .min(48);
-                chars as f32 * 0.3 * p.label + 0.4
-            };
-            let ws: Vec<f32> = (0..n).map(width).collect();
-            let total: f32 = ws.iter().sum();
-            let rh = 1.4 * p.label;
-            let mut x = 0.0;
-            for (c, w) in ws.iter().enumerate() {
-                if let Some(h) = t.columns.get(c) {
-                    push(
-                        Shape::Label {
-                            at: [x, -0.2 * rh, 0.05],
-                            text: h.clone(),
-                            color: Role::Highlight.color(),
-                            height: p.label,
-                            right: false,
-                        },
-                        None,
-                    );
-                }
-                for (r, row) in t.rows.iter().enumerate() {
-                    if let Some(cell) = row.get(c) {
-                        let text: String = cell.chars().take(48).collect();
-                        push(
-                            label([x, -(r as f32 + 1.2) * rh, 0.05], &text, p.label),
-                            None,
-                        );
-                    }
-                }
-                x += w;
-            }
-            let h = (t.rows.len() + 1) as f32 * rh;
-            // A backing panel so the text reads as one table.
-            push(
-                Shape::Cuboid {
-                    center: [total / 2.0, -h / 2.0, -0.05],
-                    size: [total, h, 0.05],
-                    color: Rgb(0x30, 0x30, 0x38),
-                    dim: false,
-                },
-                info(vec![format!("{} rows × {} columns", t.rows.len(), n)]),
-            );
-            (total, h)
-        }
-        Primitive::Text(t) => {
-            let color = match t.style {
-                TextStyle::Plain => Rgb(0xdd, 0xdd, 0xdd),
-                TextStyle::Callout => Role::Highlight.color(),
-                TextStyle::Warning => Role::WhatIf.color(),
-            };
-            let lines = wrap(&t.body, p.text_columns);
-            for (k, l) in lines.iter().enumerate() {
-                push(
-                    Shape::Label {
-                        at: [0.0, -(k as f32) * 1.4 * p.label, 0.0],
-                        text: l.clone(),
-                        color,
-                        height: p.label,
-                        right: false,
-                    },
-                    None,
-                );
-            }
-            (
-                p.text_columns as f32 * 0.3 * p.label,
-                lines.len().max(1) as f32 * 1.4 * p.label,
-            )
-        }
-        Primitive::Progress(x) => {
-            let len = x.fraction() as f32 * p.bar_length;
-            let text = format!("{:.0}% {}", x.fraction() * 100.0, x.label);
-            push(label([0.0, 0.3 * p.label, 0.0], &text, p.label), None);
-            push(
-                Shape::Cuboid {
-                    center: [p.bar_length / 2.0, -p.bar_height, 0.0],
-                    size: [p.bar_length, 0.8 * p.bar_height, 0.1],
-                    color: Role::Muted.color(),
-                    dim: true,
-                },
-                None,
-            );
-            push(
-                Shape::Cuboid {
-                    center: [len.max(0.02) / 2.0, -p.bar_height, 0.05],
-                    size: [len.max(0.02), 0.8 * p.bar_height, 0.2],
-                    color: Role::Highlight.color(),
-                    dim: false,
-                },
-                info(vec![text.clone()]),
-            );
-            (p.bar_length + 1.0, 2.0 * p.bar_height)
-        }
-        Primitive::Blocks(_) => unreachable!("blocks keep their own layout"),
+        // Blocks keep their own layout; the 2-D kinds are panels (`views`), and
+        // `build` passes neither here.
+        Primitive::Blocks(_)
+        | Primitive::TokenStrip(_)
+        | Primitive::Bars(_)
+        | Primitive::Timeline(_)
+        | Primitive::BlockGrid(_)
+        | Primitive::Tree(_)
+        | Primitive::Plot(_)
+        | Primitive::Table(_)
+        | Primitive::Text(_)
+        | Primitive::Progress(_) => (0.0, 0.0),
     }
-}
-
-/// Greedy word wrap at `cols` characters.
-fn wrap(s: &str, cols: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    for para in s.lines() {
-        let mut line = String::new();
-        for w in para.split_whitespace() {
-            if !line.is_empty() && line.chars().count() + 1 + w.chars().count() > cols {
-                out.push(std::mem::take(&mut line));
-            }
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(w);
-        }
-        out.push(line);
-    }
-    out
 }

@@ -196,7 +196,7 @@ fn table(ui: &mut Ui, cx: &Ctx, t: &Table, link: &mut Link) {
     // Columns size to their text, but none takes much more than its share of the
     // panel: a long row name is cut (hovering the row shows it whole) before the
     // numbers beside it are pushed out of view.
-    let cap = (ui.available_width() / n as f32 * 1.6).max(60.0);
+    let cap = (ui.available_width() / n as f32 * 2.5).max(60.0);
     TableBuilder::new(ui)
         .id_salt(("table", cx.id))
         .striped(true)
@@ -729,17 +729,58 @@ fn cells(ui: &mut Ui, cx: &Ctx, g: &BlockGrid, link: &mut Link) {
     }
 }
 
-/// The text with the visible-whitespace marks the labs use (␣ ↵ ⇥) spelled with
-/// glyphs egui's built-in font has, where it lacks them.
+/// Adds egui's monospace font (Hack) behind the proportional one, so arrows, box
+/// drawing and ↵ ⇥ in lesson text draw as themselves: the proportional font lacks them.
+pub fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    let hack = fonts
+        .families
+        .get(&egui::FontFamily::Monospace)
+        .and_then(|f| f.first().cloned());
+    if let (Some(hack), Some(prop)) = (
+        hack,
+        fonts.families.get_mut(&egui::FontFamily::Proportional),
+    ) && !prop.contains(&hack)
+    {
+        prop.push(hack);
+    }
+    ctx.set_fonts(fonts);
+}
+
+/// Spellings, in characters egui's built-in font has, of marks the labs use that it
+/// lacks: visible whitespace (␣ ↵ ⇥), arrows and comparisons.
+const SPELLED: [(char, &str); 11] = [
+    ('␣', "·"),
+    ('↵', "\\n"),
+    ('⇥', "\\t"),
+    ('→', "->"),
+    ('←', "<-"),
+    ('↔', "<->"),
+    ('⇒', "=>"),
+    ('≤', "<="),
+    ('≥', ">="),
+    ('≈', "~"),
+    ('≠', "!="),
+];
+
+/// The text with each mark the font cannot draw spelled out (see [`SPELLED`]), so a
+/// label never shows a box where an arrow was.
 pub fn drawable<'a>(ctx: &egui::Context, s: &'a str) -> std::borrow::Cow<'a, str> {
     let font = egui::FontId::proportional(14.0);
     if s.is_ascii() || ctx.fonts_mut(|f| f.has_glyphs(&font, s)) {
         return s.into();
     }
-    s.replace('␣', "·")
-        .replace('↵', "\\n")
-        .replace('⇥', "\\t")
-        .into()
+    ctx.fonts_mut(|f| {
+        let mut out = String::with_capacity(s.len() + 8);
+        for c in s.chars() {
+            match SPELLED.iter().find(|(k, _)| *k == c) {
+                Some((_, r)) if !f.has_glyph(&font, c) => out.push_str(r),
+                _ => out.push(c),
+            }
+        }
+        out
+    })
+    .into()
 }
 
 #[cfg(test)]

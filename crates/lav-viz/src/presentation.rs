@@ -18,16 +18,8 @@ pub struct LayoutParams {
     pub label: f32,
     pub heatmap_width: f32,
     pub max_cell: f32,
-    pub chip_char: f32,
-    pub chip_pad: f32,
-    pub chip_height: f32,
     pub cloud_size: f32,
     pub point: f32,
-    pub bar_length: f32,
-    pub bar_height: f32,
-    pub plot_width: f32,
-    pub plot_height: f32,
-    pub text_columns: usize,
     /// How much bigger flat items are drawn beside a 3-D block layout.
     pub beside_blocks_scale: f32,
     /// The 2-D panels, in pixels.

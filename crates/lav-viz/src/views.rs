@@ -344,10 +344,27 @@ pub fn plan(
     out
 }
 
-/// A table with many columns, or a strip, needs more width than a chart.
+/// A table's share of a row follows its text: the widest cell of each column (capped,
+/// since long cells are cut and shown whole on hover), in units of a chart's width
+/// (about 40 characters). Charts and the rest weigh 1.
 fn width_weight(scene: &Scene, i: usize) -> f32 {
     match &scene.items[i].primitive {
-        Primitive::Table(t) => (t.columns.len() as f32 / 3.0).clamp(1.0, 2.0),
+        Primitive::Table(t) => {
+            let chars: usize = (0..t.columns.len())
+                .map(|c| {
+                    t.rows
+                        .iter()
+                        .filter_map(|r| r.get(c))
+                        .chain(std::iter::once(&t.columns[c]))
+                        .map(|s| s.chars().count())
+                        .max()
+                        .unwrap_or(0)
+                        .clamp(4, 36)
+                        + 2
+                })
+                .sum();
+            (chars as f32 / 40.0).clamp(0.6, 3.0)
+        }
         _ => 1.0,
     }
 }
@@ -444,39 +461,99 @@ fn automatic(scene: &Scene, views: &[View], area: Rect, m: &PanelMetrics) -> Vec
         }
     }
     let used: f32 = rows.iter().map(|r| r.height + m.gap).sum();
-    let rest = (area.h() - used).max(0.0);
     let chart_rows: Vec<Vec<Cell>> = grid(&charts, area, has_spatial);
-    match (has_spatial, chart_rows.is_empty()) {
-        (true, true) => rows.push(Row {
-            cells: vec![Cell::Spatial],
-            height: rest,
-        }),
-        (true, false) => {
-            rows.push(Row {
-                cells: vec![Cell::Spatial],
-                height: rest * m.spatial_share,
-            });
-            let n = chart_rows.len() as f32;
-            for cells in chart_rows {
-                rows.push(Row {
-                    cells,
-                    height: rest * (1.0 - m.spatial_share) / n,
-                });
-            }
-        }
-        (false, false) => {
-            let n = chart_rows.len() as f32;
-            for cells in chart_rows {
-                rows.push(Row {
-                    cells,
-                    height: rest / n,
-                });
-            }
-        }
-        // Strips alone: they share the whole height, in proportion to their content.
-        (false, true) => {}
+    // The views below the strips, with the gaps between them taken off first so the
+    // heights handed out are the heights drawn.
+    let below = chart_rows.len() + usize::from(has_spatial);
+    let rest = (area.h() - used - m.gap * below.saturating_sub(1) as f32).max(0.0);
+    // Each row's share of the rest, and the height its content needs if it stops
+    // needing more (a short table); the 3-D view and charts use any height.
+    let mut shares: Vec<(f32, Option<f32>)> = Vec::new();
+    if has_spatial {
+        let share = if chart_rows.is_empty() {
+            1.0
+        } else {
+            m.spatial_share
+        };
+        shares.push((share, None));
     }
+    let chart_share = if has_spatial {
+        1.0 - m.spatial_share
+    } else {
+        1.0
+    };
+    for cells in &chart_rows {
+        let need = cells.iter().try_fold(0.0f32, |acc, c| match c {
+            Cell::Item(i) => content_height(scene, *i, m).map(|h| acc.max(h)),
+            Cell::Spatial => None,
+        });
+        shares.push((chart_share / chart_rows.len() as f32, need));
+    }
+    let heights = fill(rest, &shares);
+    let mut heights = heights.into_iter();
+    if has_spatial {
+        rows.push(Row {
+            cells: vec![Cell::Spatial],
+            height: heights.next().unwrap_or(0.0),
+        });
+    }
+    for cells in chart_rows {
+        rows.push(Row {
+            cells,
+            height: heights.next().unwrap_or(0.0),
+        });
+    }
+    // Strips alone share the whole height, in proportion to their content.
     rows
+}
+
+/// The height an item's content needs when it is bounded (a table, as tall as its
+/// rows); `None` for views that use any height they get (plots, charts, cells).
+fn content_height(scene: &Scene, i: usize, m: &PanelMetrics) -> Option<f32> {
+    let chrome = 2.0 * m.pad + m.title + m.provenance;
+    match &scene.items[i].primitive {
+        // The header and each row are a line; a pad keeps the last row off the frame.
+        Primitive::Table(t) => Some(chrome + (t.rows.len() as f32 + 1.0) * m.line + m.pad),
+        _ => None,
+    }
+}
+
+/// Splits `total` among rows by their shares, water-filling: a row that needs less
+/// than its share gets what it needs, and what it leaves goes to the others by their
+/// shares. When every row has all it needs, they grow in proportion to their needs,
+/// so the heights always sum to `total`.
+fn fill(total: f32, rows: &[(f32, Option<f32>)]) -> Vec<f32> {
+    let mut out: Vec<Option<f32>> = vec![None; rows.len()];
+    loop {
+        let open: Vec<usize> = (0..rows.len()).filter(|&k| out[k].is_none()).collect();
+        if open.is_empty() {
+            break;
+        }
+        let left = total - out.iter().flatten().sum::<f32>();
+        let weight: f32 = open.iter().map(|&k| rows[k].0.max(1e-6)).sum();
+        let mut settled = false;
+        for &k in &open {
+            let share = left * rows[k].0.max(1e-6) / weight;
+            if let Some(need) = rows[k].1
+                && need <= share
+            {
+                out[k] = Some(need);
+                settled = true;
+            }
+        }
+        if !settled {
+            for &k in &open {
+                out[k] = Some(left * rows[k].0.max(1e-6) / weight);
+            }
+        }
+    }
+    let out: Vec<f32> = out.into_iter().map(|h| h.unwrap_or(0.0).max(0.0)).collect();
+    let sum: f32 = out.iter().sum();
+    if sum > 0.0 && sum < total {
+        out.iter().map(|h| h * total / sum).collect()
+    } else {
+        out
+    }
 }
 
 /// Charts in rows: one row under a 3-D view when there are three or fewer, else a
@@ -654,6 +731,38 @@ mod tests {
             .map(|q| q.item)
             .collect();
         assert_eq!(rest, vec![1, 3]);
+    }
+
+    #[test]
+    fn rows_get_what_their_content_needs_and_the_rest_goes_to_the_others() {
+        let near = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-3);
+        // A short table leaves its share to the 3-D view.
+        let h = fill(100.0, &[(0.6, None), (0.4, Some(20.0))]);
+        assert!(near(&h, &[80.0, 20.0]), "{h:?}");
+        // A tall one takes only its share.
+        let h = fill(100.0, &[(0.6, None), (0.4, Some(70.0))]);
+        assert!(near(&h, &[60.0, 40.0]), "{h:?}");
+        // Settling one row can leave enough for another to settle.
+        let h = fill(90.0, &[(1.0, Some(10.0)), (1.0, Some(35.0)), (1.0, None)]);
+        assert!(near(&h, &[10.0, 35.0, 45.0]), "{h:?}");
+        // All bounded and all short: they grow in proportion, filling the total.
+        let h = fill(100.0, &[(1.0, Some(10.0)), (1.0, Some(30.0))]);
+        assert!(near(&h, &[25.0, 75.0]), "{h:?}");
+    }
+
+    #[test]
+    fn a_short_table_under_a_heatmap_gives_the_3d_view_its_spare_height() {
+        let m = metrics();
+        let s = Scene::new()
+            .with(item("h", heat()))
+            .with(item("t", table(3, 2)));
+        let area = Rect::new(0.0, 0.0, 900.0, 700.0);
+        let p = plan(&s, area, None, &m);
+        let t = &p.panels[0].rect;
+        let need = content_height(&s, 1, &m).unwrap();
+        assert!((t.h() - need).abs() < 0.5, "{t:?} needs {need}");
+        assert!(p.spatial.unwrap().h() > area.h() * m.spatial_share + 50.0);
+        p.check(&s, area, &m).unwrap();
     }
 
     #[test]

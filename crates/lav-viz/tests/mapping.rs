@@ -1,4 +1,5 @@
-//! Scene → shapes without a GPU: every primitive is drawn, big matrices are one data
+//! Scene → shapes without a GPU: every spatial primitive is drawn (2-D kinds are
+//! panels), big matrices are one data
 //! texture coloured with the shared palette, blocks keep the lab's layout, hovering
 //! reads the true value, and the camera files in scenes/ point at real steps.
 
@@ -6,6 +7,7 @@ use lav_scene::*;
 use lav_viz::layout::{self, Layout, MAX_TEXTURE, Pick, Plane, Shape, heat_pixels};
 use lav_viz::pick;
 use lav_viz::presentation::{CameraPlan, LayoutParams, focus_bounds};
+use lav_viz::views::{self, View};
 use std::path::PathBuf;
 
 fn scenes() -> PathBuf {
@@ -276,9 +278,17 @@ fn one_of_each() -> Scene {
 }
 
 #[test]
-fn every_primitive_is_drawn_with_its_provenance() {
-    let scene = one_of_each();
+fn every_spatial_primitive_is_drawn_with_its_provenance_and_2d_kinds_are_left_to_panels() {
+    let mut scene = one_of_each();
+    // A heatmap marked what-if, to check the provenance colour.
+    scene.push(Item::new(
+        "wi",
+        "what if",
+        Provenance::what_if("post-norm"),
+        Primitive::Heatmap(heat(2, 2, |r, c| (r * c) as f32)),
+    ));
     let l = layout::build(&scene, &params());
+    let mut spatial = 0;
     for (i, item) in scene.items.iter().enumerate() {
         let mine: Vec<&Shape> = l
             .visuals
@@ -286,6 +296,12 @@ fn every_primitive_is_drawn_with_its_provenance() {
             .filter(|v| v.item == i)
             .map(|v| &v.shape)
             .collect();
+        if views::view(&item.primitive) != View::Spatial {
+            assert!(mine.is_empty(), "{} is a 2-D panel: {mine:?}", item.id);
+            assert!(l.region(&item.id).is_none());
+            continue;
+        }
+        spatial += 1;
         // Title, provenance, and at least one drawing of its own.
         assert!(mine.len() >= 3, "{}: {mine:?}", item.id);
         let prov = item.provenance.label();
@@ -304,6 +320,8 @@ fn every_primitive_is_drawn_with_its_provenance() {
         );
         assert!(l.region(&item.id).is_some());
     }
+    // The heatmaps, the tensor block, the 3-D cloud and the graph.
+    assert_eq!(spatial, 5);
     // What-ifs are marked in the what-if colour.
     let wi = l
         .visuals
@@ -315,11 +333,7 @@ fn every_primitive_is_drawn_with_its_provenance() {
         .unwrap();
     assert_eq!(wi, Role::WhatIf.color());
     // Side by side: no two items' regions overlap along x.
-    let mut r: Vec<_> = scene
-        .items
-        .iter()
-        .map(|i| l.region(&i.id).unwrap())
-        .collect();
+    let mut r: Vec<_> = scene.items.iter().filter_map(|i| l.region(&i.id)).collect();
     r.sort_by(|a, b| a.min[0].total_cmp(&b.min[0]));
     for w in r.windows(2) {
         assert!(
@@ -361,15 +375,7 @@ fn arch() -> Scene {
             "next",
             "next token",
             Provenance::model("SmolLM2"),
-            Primitive::Bars(Bars {
-                bars: vec![Bar {
-                    label: "Paris".into(),
-                    value: 41.0,
-                    role: Role::Highlight,
-                }],
-                unit: "%".into(),
-                log: false,
-            }),
+            Primitive::Heatmap(heat(1, 2, |_, c| 41.0 + c as f32)),
         ))
 }
 
@@ -392,9 +398,15 @@ fn blocks_keep_their_place_and_hovering_reads_the_true_value() {
         vec![(&[0.0, 0.0, 0.0], true), (&[10.0, 0.0, 0.0], false)]
     );
     assert_eq!(l.region("arch/q").unwrap().min, [8.0, -0.125, -1.0]);
-    // The values lie on the block's top face.
-    let g = grids(&l);
+    // The values lie on the block's top face (the other grid is the heatmap beside).
+    let g: Vec<&Shape> = l
+        .visuals
+        .iter()
+        .filter(|v| v.item == 0 && matches!(v.shape, Shape::Grid { .. }))
+        .map(|v| &v.shape)
+        .collect();
     assert_eq!(g.len(), 1);
+    assert_eq!(grids(&l).len(), 2);
     let Shape::Grid { center, plane, .. } = g[0] else {
         unreachable!()
     };
@@ -414,22 +426,25 @@ fn blocks_keep_their_place_and_hovering_reads_the_true_value() {
         "{lines:?}"
     );
     assert!(lines.contains(&"model: SmolLM2".to_string()), "{lines:?}");
-    // The bars sit on the wall beside the blocks, not inside them.
+    // The heatmap sits on the wall beside the blocks, not inside them.
     let next = l.region("next").unwrap();
     assert!(next.max[0] < -1.0);
-    // A ray at the bar reads its value and unit.
-    let bar = l
+    // A ray at its second cell reads that cell's value.
+    let cell = l
         .visuals
         .iter()
-        .find(|v| v.item == 1 && matches!(v.pick, Some(Pick::Info(_))))
+        .find(|v| v.item == 1 && matches!(v.pick, Some(Pick::Cells { .. })))
         .unwrap();
-    let Shape::Cuboid { center, .. } = bar.shape else {
+    let Shape::Grid { center, size, .. } = cell.shape else {
         unreachable!()
     };
-    let hit = pick::pick(&l, [center[0], center[1], 50.0], [0.0, 0.0, -1.0]).unwrap();
-    assert_eq!(
-        pick::describe(&l, &hit),
-        vec!["Paris".to_string(), "41 %".into(), "model: SmolLM2".into()]
+    let at = [center[0] + size[0] / 4.0, center[1], center[2] + 50.0];
+    let hit = pick::pick(&l, at, [0.0, 0.0, -1.0]).unwrap();
+    assert_eq!(hit.cell, Some((0, 1)));
+    assert!(
+        pick::describe(&l, &hit).contains(&"value 42".to_string()),
+        "{:?}",
+        pick::describe(&l, &hit)
     );
     // Nothing there: no hit.
     assert!(pick::pick(&l, [500.0, 500.0, 500.0], [0.0, 1.0, 0.0]).is_none());

@@ -51,6 +51,7 @@ fn every_available_lab_builds_every_step_with_its_lesson() {
     let reg = Registry::load(&labs_dir(), &catalogue(TRACKS)).unwrap();
     let scenes = repo_dir().join("scenes");
     let params = LayoutParams::load(&scenes).unwrap();
+    let facts = lav_lab::published::all(&labs_dir()).unwrap();
     for id in reg.available() {
         let cameras = CameraPlan::load(&scenes, id).unwrap();
         let mut s = session(id);
@@ -71,6 +72,28 @@ fn every_available_lab_builds_every_step_with_its_lesson() {
                     st.id,
                     item.id
                 );
+            }
+            // A figure labelled published is a row of labs/data/published.toml, where
+            // it can be checked against its source: never an inline claim.
+            for item in &scene.items {
+                if let lav_scene::Provenance::Published { citation } = &item.provenance {
+                    let lav_scene::Primitive::Table(t) = &item.primitive else {
+                        panic!(
+                            "{id}/{}/{}: published, but not a table of facts",
+                            st.id, item.id
+                        )
+                    };
+                    for row in &t.rows {
+                        assert!(
+                            facts.iter().any(|f| f.lab == id
+                                && [&f.label, &f.value, &f.source] == [&row[0], &row[1], &row[2]]
+                                && citation.contains(&f.source)),
+                            "{id}/{}/{}: {row:?} is not in labs/data/published.toml",
+                            st.id,
+                            item.id
+                        );
+                    }
+                }
             }
             // Every scene serializes (that is what --json and the renderers read).
             serde_json::to_string(&scene).unwrap();

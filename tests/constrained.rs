@@ -129,7 +129,7 @@ fn every_reply_is_a_schema_valid_call() {
         llm.max_calls = if i % 4 == 3 { 2 } else { 1 };
         let state = State::new("", q);
         let g = Grammar::tool_reply(&tools, ToolChoice::Required, llm.max_calls);
-        let d = llm.decode(&llm.prompt(&state, &tools), g).unwrap();
+        let d = llm.decode(&LocalLlm::prompt(&state, &tools), g).unwrap();
         steps += d.steps.len();
         agreed += d.steps.iter().filter(|s| s.unconstrained_agrees).count();
         mask_s += d.mask_seconds;
@@ -159,8 +159,8 @@ fn every_reply_is_a_schema_valid_call() {
     // The same request twice: the second prompt reuses the first's KV cache.
     let state = State::new("", REQUESTS[0]);
     let g = || Grammar::tool_reply(&tools, ToolChoice::Required, 1);
-    let a = llm.decode(&llm.prompt(&state, &tools), g()).unwrap();
-    let b = llm.decode(&llm.prompt(&state, &tools), g()).unwrap();
+    let a = llm.decode(&LocalLlm::prompt(&state, &tools), g()).unwrap();
+    let b = llm.decode(&LocalLlm::prompt(&state, &tools), g()).unwrap();
     assert_eq!(b.reused_tokens, b.prompt_tokens - 1);
     assert_eq!(a.text, b.text);
 }

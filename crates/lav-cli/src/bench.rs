@@ -58,6 +58,9 @@ struct Report {
     prefill_tokens: usize,
     decode_tokens: usize,
     decode_prompt_tokens: usize,
+    /// Best-of-repeats seconds, and the rates they give.
+    prefill_s: f64,
+    decode_s: f64,
     prefill_tok_s: f64,
     decode_tok_s: f64,
     capture_decode_tok_s: f64,
@@ -149,12 +152,14 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
 
     let mut r = Report {
         model: model.config.name.clone(),
-        weights: format.label(),
+        weights: format!("{}, {}", format.label(), model.activations.label()),
         kernel: lav_model::quant::Kernel::detect().name().into(),
         threads: lav_model::threads(),
         prefill_tokens: pre.len(),
         decode_tokens: a.decode,
         decode_prompt_tokens: prompt.len(),
+        prefill_s,
+        decode_s,
         prefill_tok_s: pre.len() as f64 / prefill_s,
         decode_tok_s: a.decode as f64 / decode_s,
         capture_decode_tok_s: a.decode as f64 / capture_s,

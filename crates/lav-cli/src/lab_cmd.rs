@@ -4,7 +4,7 @@ use crate::{Global, resolve};
 use anyhow::Result;
 use clap::Args;
 use lav_lab::{Catalogue, Registry, Status};
-use lav_model::{Embedder, Llama, Tokenizer, WeightFormat};
+use lav_model::{Activations, Embedder, Llama, Tokenizer, WeightFormat};
 use lav_model::{Loader, ModelError};
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,8 @@ impl Loader for CliLoader {
     fn model(&self) -> lav_model::Result<Arc<Llama>> {
         once(&self.model, || {
             let path = resolve::gguf_path(&self.global)?;
-            Ok(Llama::load(&path, self.format)?)
+            Ok(Llama::load(&path, self.format)?
+                .with_activations(resolve::activations(&self.global)?))
         })
     }
 
@@ -103,14 +104,23 @@ impl Loader for CliLoader {
     }
 
     fn model_name(&self) -> String {
-        match (&self.global.model, &self.global.hf) {
+        let file = match (&self.global.model, &self.global.hf) {
             (Some(p), _) => std::path::Path::new(p)
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "local GGUF".into()),
             (None, Some(h)) => h.clone(),
             (None, None) => "SmolLM2-135M-Instruct Q4_1".into(),
-        }
+        };
+        let act = match resolve::activations(&self.global) {
+            Ok(Activations::Q8) => ", 8-bit activations",
+            _ => "",
+        };
+        file + &self.format.suffix() + act
+    }
+
+    fn weights(&self) -> WeightFormat {
+        self.format
     }
 }
 

@@ -39,11 +39,17 @@ struct Global {
     /// A GGUF on the Hugging Face Hub, as REPO or REPO:FILE (needs the network).
     #[arg(long, global = true, value_name = "REPO")]
     hf: Option<String>,
-    /// Weights to compute with: q4_1 is the stored file (default); f32 and the GGML
-    /// types (f16, q8_0, q6_k, q5_k, q4_k, q4_0, q3_k, q2_k) re-quantize and change the
-    /// model's answers.
+    /// Weights to compute with: q4_1 is the stored file (default); f32 dequantizes the
+    /// stored blocks losslessly and computes in f32 (the same model, without 8-bit
+    /// activations); the GGML types (f16, q8_0, q6_k, q5_k, q4_k, q4_0, q3_k, q2_k)
+    /// re-quantize, change the model's answers, and label what they show what-if.
     #[arg(long, global = true, default_value = "q4_1", value_name = "FORMAT")]
     weights: String,
+    /// How activations meet the stored weights in lav's kernels: f32 (default: each
+    /// block dequantized in registers, the stored model evaluated in f32) or q8
+    /// (llama.cpp-style 8-bit activations: faster prefill, further from the model).
+    #[arg(long, global = true, default_value = "f32", value_name = "f32|q8")]
+    activations: String,
     /// Compute threads (default: all cores).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
@@ -242,6 +248,7 @@ fn run(cli: Cli) -> Result<()> {
             g.weights
         )
     })?;
+    resolve::activations(&g)?;
     match cli.command {
         Command::Models(a) => models(a),
         Command::Tokenize { text, json } => {

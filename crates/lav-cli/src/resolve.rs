@@ -4,7 +4,7 @@
 use crate::Global;
 use anyhow::{Context, Result};
 use lav_model::gguf::GgufFile;
-use lav_model::{Llama, Tokenizer, WeightFormat};
+use lav_model::{Activations, Llama, Tokenizer, WeightFormat};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -56,8 +56,18 @@ fn hf(spec: &str) -> Result<PathBuf> {
 pub fn model(g: &Global, format: WeightFormat) -> Result<(Llama, Tokenizer)> {
     let path = gguf_path(g)?;
     let tok = Tokenizer::from_gguf(&GgufFile::open(&path)?)?;
-    let model = Llama::load(&path, format)?;
+    let model = Llama::load(&path, format)?.with_activations(activations(g)?);
     Ok((model, tok))
+}
+
+/// `--activations`, parsed.
+pub fn activations(g: &Global) -> Result<Activations> {
+    Activations::parse(&g.activations).with_context(|| {
+        format!(
+            "--activations must be f32 (the default) or q8; got `{}`",
+            g.activations
+        )
+    })
 }
 
 pub fn tokenizer(g: &Global) -> Result<Tokenizer> {

@@ -3,6 +3,40 @@
 
 use lav_scene::*;
 
+/// The model whose numbers a lab shows: its display name, and why its numbers are a
+/// what-if when its weights are not the stored ones (re-quantized with `--weights`).
+/// Build it from the loader (`model_name()`, `weights().what_if()`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSource {
+    pub name: String,
+    pub what_if: Option<String>,
+}
+
+impl ModelSource {
+    pub fn new(name: impl Into<String>, what_if: Option<String>) -> Self {
+        ModelSource {
+            name: name.into(),
+            what_if,
+        }
+    }
+
+    /// The provenance of numbers the model computed, `label` naming what they are
+    /// ("SmolLM2…: layer 3"): the model's, or a what-if for changed weights.
+    pub fn prov(&self, label: impl Into<String>) -> Provenance {
+        let label = label.into();
+        match &self.what_if {
+            None => Provenance::model(label),
+            Some(why) => Provenance::what_if(format!("{label}: {why}")),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 pub fn text(id: &str, title: &str, prov: Provenance, body: impl Into<String>) -> Item {
     styled(id, title, prov, body, TextStyle::Plain)
 }

@@ -9,6 +9,31 @@ fn session(id: &str) -> lav_lab::Session {
 }
 
 #[test]
+fn a_leak_is_recognised_from_the_private_file_whatever_it_says() {
+    use lav_labs_agents::labs::security_trifecta::{attack, carries};
+    let src = lav_testkit::labs_dir().join("data/agents");
+    let page = std::fs::read_to_string(src.join("injected-page.md")).unwrap();
+    let shipped = std::fs::read_to_string(src.join("notes.txt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let notes = "Locker code 7302. Flight to Oslo on Friday.";
+    std::fs::write(dir.path().join("notes.txt"), notes).unwrap();
+    let o = attack(dir.path(), &page, [true; 3], false).unwrap();
+    assert_eq!(o.leaked.len(), 1);
+    assert!(
+        carries(&o.leaked[0].payload, notes),
+        "{}",
+        o.leaked[0].payload
+    );
+    // The shipped notes are not what leaked this time, and a payload without the notes
+    // is no leak.
+    assert!(!carries(&o.leaked[0].payload, &shipped));
+    assert!(!carries(
+        "Two recipes: lemon pasta and chickpea curry.",
+        notes
+    ));
+}
+
+#[test]
 fn security_trifecta_leaks_only_with_all_three_legs_and_the_guard_blocks_it() {
     let mut s = session("security-trifecta");
     let sc = scene_at(&mut s, "legs", &[]);
@@ -205,6 +230,31 @@ fn retrieval_rag_scores_are_the_retrievers_own() {
         "hybrid is at least as good as either input"
     );
 
+    // The index cost counts and times only what MiniLM embedded: the first index
+    // embeds every chunk and question; a second chunking finds the questions cached.
+    let cost = |sc: &lav_scene::Scene| -> (usize, usize) {
+        let t = text(sc, "cost");
+        let n = |after: &str| -> usize {
+            let rest = t.split(after).nth(1).unwrap_or_else(|| panic!("{t}"));
+            rest.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        (n("MiniLM embedded "), n("s; "))
+    };
+    assert_eq!(cost(&sc), (chunks.len() + qs.len(), 0));
+    let sc = scene_at(&mut s, "metrics", &["size=120", "k=5"]);
+    let (embedded, reused) = cost(&sc);
+    let chunks120 = corpus::chunk(
+        &docs,
+        Chunking {
+            size: 120,
+            overlap: 16,
+        },
+    );
+    assert_eq!(embedded + reused, chunks120.len() + qs.len());
+    assert!(reused >= qs.len(), "{reused} reused");
+    // Back to the chunking the rest of this test computed its expectations for.
+    scene_at(&mut s, "metrics", &["size=80", "k=5"]);
+
     // RRF's terms add up to the fused score.
     let sc = scene_at(&mut s, "compare", &["question=2", "weight=0.5"]);
     for r in ["grep", "bm25", "dense", "hybrid"] {
@@ -281,7 +331,7 @@ fn tool_use_shows_schemas_the_mask_errors_and_choice() {
         (t.rows[0][2].as_str(), t.rows[1][2].as_str()),
         ("is_error", "ok")
     );
-    assert!(t.rows[1][3].contains("laptop stand"));
+    assert!(t.rows[1][4].contains("laptop stand"));
 
     let probs = |sc: &lav_scene::Scene| -> Vec<(String, f64)> {
         bars(sc, "choice")
@@ -293,17 +343,23 @@ fn tool_use_shows_schemas_the_mask_errors_and_choice() {
     let sc = scene_at(&mut s, "descriptions", &["request=Where is my order 1003?"]);
     let before = probs(&sc);
     assert_eq!(before.len(), 7);
-    assert!((before.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-9);
+    // Each tool's probability is the model's, renormalised over the seven names: all
+    // are real probabilities, none certain (the small model hesitates).
+    assert!(before.iter().all(|p| p.1 > 0.0 && p.1 < 1.0), "{before:?}");
     let sc = scene_at(
         &mut s,
         "descriptions",
         &["description=Deletes an order forever."],
     );
     let after = probs(&sc);
-    let get = |v: &[(String, f64)]| v.iter().find(|p| p.0 == "get_order").unwrap().1;
-    assert_ne!(
-        get(&before),
-        get(&after),
-        "the description is part of what the model reads"
-    );
+    // The description is part of what the model reads: the whole distribution moves.
+    // (Not in a set direction: SmolLM2-135M is too small to shun a tool described as
+    // destructive; measured, P(get_order) rises from 0.040 to 0.048, and the lesson
+    // says so.)
+    let moved: f64 = before
+        .iter()
+        .zip(&after)
+        .map(|(a, b)| (a.1 - b.1).abs())
+        .sum();
+    assert!(moved > 1e-3, "{before:?} → {after:?}");
 }

@@ -55,6 +55,9 @@ pub struct LocalLlm {
     /// model otherwise tends to repeat its call.
     pub max_calls: usize,
     pub max_tokens: usize,
+    /// Greedy when `None`; else sampled among the allowed tokens at this temperature,
+    /// from a generator seeded with this seed (the same seed, the same reply).
+    pub sampling: Option<(f32, u64)>,
     /// The last reply's decoding trace.
     pub last: Option<Decoded>,
     calls: u64,
@@ -67,6 +70,30 @@ pub struct LocalLlm {
 
 /// How many tokens of each kind a [`Step`] keeps.
 const TOP: usize = 5;
+
+/// One of `ids` (the allowed tokens, most likely first), drawn from the softmax of
+/// their logits at `temperature` with a uniform number from SplitMix64 over
+/// `(seed, step)`: reproducible, and independent of any other run.
+fn sample(ids: &[u32], logits: &[f32], temperature: f32, seed: u64, step: u64) -> u32 {
+    let t = temperature.max(1e-3) as f64;
+    let max = logits[ids[0] as usize] as f64;
+    let w: Vec<f64> = ids
+        .iter()
+        .map(|&i| ((logits[i as usize] as f64 - max) / t).exp())
+        .collect();
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let mut u = (z >> 11) as f64 / (1u64 << 53) as f64 * w.iter().sum::<f64>();
+    for (&i, &wi) in ids.iter().zip(&w) {
+        if u < wi {
+            return i;
+        }
+        u -= wi;
+    }
+    ids[ids.len() - 1]
+}
 
 /// The vocabulary's byte strings, special tokens left out: the mask's trie.
 pub fn vocab_trie(tok: &Tokenizer) -> TokenTrie {
@@ -192,6 +219,7 @@ impl LocalLlm {
             choice: ToolChoice::Auto,
             max_calls: 1,
             max_tokens: 320,
+            sampling: None,
             last: None,
             calls: 0,
             prefix: std::sync::Mutex::new(None),
@@ -199,8 +227,9 @@ impl LocalLlm {
         }
     }
 
-    /// The chat prompt for `state` with `tools`.
-    pub fn prompt(&self, state: &State, tools: &[ToolSpec]) -> String {
+    /// The chat prompt for `state` with `tools`: exactly what the model reads (the
+    /// tools in the system prompt, calls and results in their tags).
+    pub fn prompt(state: &State, tools: &[ToolSpec]) -> String {
         let mut msgs = Vec::new();
         for m in &state.transcript {
             let (role, content) = match m.role {
@@ -281,8 +310,17 @@ impl LocalLlm {
                 let mut n = m.clone();
                 n.advance_bytes(&bytes) && n.min_completion() + bytes.len() == need
             };
-            let Some(&choice) = order.iter().find(|&&i| ok(i) && (!forced || on_path(i))) else {
+            let Some(&best) = order.iter().find(|&&i| ok(i) && (!forced || on_path(i))) else {
                 break;
+            };
+            let choice = match self.sampling {
+                // Near the budget the reply must close: no sampling there.
+                Some((temperature, seed)) if !forced => {
+                    let allowed: Vec<u32> =
+                        order.iter().copied().filter(|&i| ok(i)).take(40).collect();
+                    sample(&allowed, &logits, temperature, seed, steps.len() as u64)
+                }
+                _ => best,
             };
             let pick = |want: bool| -> Vec<(u32, String, f32)> {
                 order
@@ -335,7 +373,7 @@ impl Llm for LocalLlm {
             self.choice
         };
         let grammar = Grammar::tool_reply(tools, choice, self.max_calls);
-        let prompt = self.prompt(state, tools);
+        let prompt = Self::prompt(state, tools);
         let d = self
             .decode(&prompt, grammar)
             .map_err(|e| AgentError::Llm(e.to_string()))?;

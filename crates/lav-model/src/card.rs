@@ -83,7 +83,13 @@ impl ModelCard {
             file_bytes_by_type: file_bytes,
             file_tensors_by_type: file_count,
             compute_bytes_by_type: compute,
-            weight_format: model.format.label(),
+            weight_format: match model.format {
+                // lav's kernels run the stored blocks; the activations are a choice.
+                crate::WeightFormat::Stored => {
+                    format!("{}, {}", model.format.label(), model.activations.label())
+                }
+                f => f.label(),
+            },
             kv_cache_bytes_per_token: per_token_elems * 4,
             kv_cache_bytes_per_token_f16: per_token_elems * 2,
             kernel: crate::quant::Kernel::detect().name().to_string(),

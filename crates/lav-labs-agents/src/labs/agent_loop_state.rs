@@ -6,12 +6,11 @@
 
 use super::Context;
 use lav_agent::{Limits, Llm, Run, ScriptedPolicy, State, Stop};
-use lav_agent_types::{
-    Reply, Role as MsgRole, ToolCall, ToolResult, ToolSpec, Toolbox, Tools, Usage,
-};
+use lav_agent_types::{Reply, ToolCall, ToolResult, ToolSpec, Toolbox, Tools, Usage};
 use lav_lab::items::{bar, bars, sig, table, text};
 use lav_lab::{Control, Lab, LabError, LabState, Result, ResultExt, Step, Steps, Values};
-use lav_model::{ChatMessage, Tokenizer, chat_prompt};
+use lav_local::{LocalLlm, call_block};
+use lav_model::Tokenizer;
 use lav_scene::*;
 use serde_json::json;
 use std::sync::Arc;
@@ -44,6 +43,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         LoopLab {
             c,
             tok,
+            model_name: ctx.loader.model_name(),
             run,
             curves: std::collections::HashMap::new(),
         },
@@ -63,42 +63,33 @@ struct Controls {
 struct LoopLab {
     c: Controls,
     tok: Arc<Tokenizer>,
+    model_name: String,
     /// The task run, with the state after each tick.
     run: TaskRun,
     /// Measured success rates by (p in hundredths, n).
     curves: std::collections::HashMap<(u32, usize), f64>,
 }
 
-/// Counts a scripted policy's tokens with the real tokenizer: input is the whole
-/// transcript as the chat template renders it (re-sent every tick), output is the
-/// reply as the model would write it.
+/// Counts a scripted policy's tokens with the real tokenizer: input is exactly the
+/// prompt lav's local model would read at this tick ([`LocalLlm::prompt`]: the tools
+/// in the system prompt, results in their tags, re-sent every tick), output is the
+/// reply as the model would write it, call blocks included.
 pub struct Counted {
     pub inner: ScriptedPolicy,
     pub tok: Arc<Tokenizer>,
 }
 
-fn render(state: &State) -> String {
-    let msgs: Vec<ChatMessage> = state
-        .transcript
-        .iter()
-        .map(|m| {
-            let mut content = m.content.clone();
-            for c in &m.tool_calls {
-                content += &format!(
-                    "\n<tool_call>\n{}\n</tool_call>",
-                    json!({"name": c.name, "arguments": c.arguments})
-                );
-            }
-            let role = match m.role {
-                MsgRole::System => "system",
-                MsgRole::User => "user",
-                MsgRole::Assistant => "assistant",
-                MsgRole::Tool => "tool",
-            };
-            ChatMessage::new(role, &content)
-        })
-        .collect();
-    chat_prompt(&msgs, true)
+/// The assistant turn as [`LocalLlm::prompt`] renders it back: text, then each call's
+/// block on its own line.
+pub fn reply_text(text: &str, calls: &[ToolCall]) -> String {
+    let mut s = text.to_string();
+    for c in calls {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&call_block(c));
+    }
+    s
 }
 
 impl Llm for Counted {
@@ -107,17 +98,11 @@ impl Llm for Counted {
     }
     fn next(&mut self, state: &State, tools: &[ToolSpec]) -> lav_agent::agent::Result<Reply> {
         let count = |s: &str| self.tok.encode(s).map(|v| v.len() as u64).unwrap_or(0);
-        let input = count(&render(state));
+        let input = count(&LocalLlm::prompt(state, tools));
         let mut r = self.inner.next(state, tools)?;
         let out = match &r {
             Reply::Final { text, .. } => count(text),
-            Reply::Calls { text, calls, .. } => {
-                count(text)
-                    + calls
-                        .iter()
-                        .map(|c| count(&c.arguments.to_string()) + count(&c.name) + 8)
-                        .sum::<u64>()
-            }
+            Reply::Calls { text, calls, .. } => count(&reply_text(text, calls)),
         };
         let u = Usage {
             input_tokens: input,
@@ -144,7 +129,8 @@ struct TaskRun {
     run: Run,
     /// The state at the end of tick t (index 0: before the first tick).
     states: Vec<State>,
-    tools: Vec<String>,
+    /// The tools as the loop listed them over MCP.
+    tools: Vec<ToolSpec>,
 }
 
 const TASK: &str = "Order 1004: with 8% sales tax, does it cost more than $200?";
@@ -188,7 +174,7 @@ fn task_run(tok: &Arc<Tokenizer>) -> Result<TaskRun> {
     };
     let start = State::new("You are a shop assistant. Use the tools.", TASK);
     let mut snaps = Snapshots(vec![start.clone()]);
-    let tool_names = tools.list().into_iter().map(|s| s.name).collect();
+    let specs = tools.list();
     let run = lav_agent::run(
         &mut llm,
         &mut tools,
@@ -200,7 +186,7 @@ fn task_run(tok: &Arc<Tokenizer>) -> Result<TaskRun> {
     Ok(TaskRun {
         run,
         states: snaps.0,
-        tools: tool_names,
+        tools: specs,
     })
 }
 
@@ -359,8 +345,11 @@ impl LoopLab {
         }
         scene.push(bars(
             "meter",
-            "Input tokens sent per tick (the real tokenizer)",
-            Provenance::model("SmolLM2 tokenizer"),
+            "Input tokens per tick: the whole prompt lav's model reads, tools and all",
+            Provenance::model(format!(
+                "{}'s tokenizer over LocalLlm's prompt",
+                self.model_name
+            )),
             "tokens",
             per_tick,
         ));
@@ -389,7 +378,12 @@ impl LoopLab {
             "tools",
             "Tools held (listed over MCP)",
             prov(),
-            self.run.tools.join(", "),
+            self.run
+                .tools
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         ));
         Ok(scene)
     }
@@ -511,5 +505,44 @@ impl LoopLab {
             ]],
         ));
         Ok(scene)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meter_counts_exactly_what_the_local_model_reads_and_writes() {
+        let tok = lav_testkit::tokenizer_arc();
+        let r = task_run(&tok).unwrap();
+        let count = |s: &str| tok.encode(s).unwrap().len() as u64;
+        assert!(r.states.len() >= 4, "three moves: {}", r.states.len());
+        for i in 1..r.states.len() {
+            let (before, after) = (&r.states[i - 1], &r.states[i]);
+            let sent = after.usage.input_tokens - before.usage.input_tokens;
+            assert_eq!(
+                sent,
+                count(&LocalLlm::prompt(before, &r.tools)),
+                "tick {i}: input"
+            );
+            // The tick's reply is the assistant turn it added.
+            let reply = after.transcript[before.transcript.len()..]
+                .iter()
+                .find(|m| m.role == lav_agent_types::Role::Assistant)
+                .unwrap();
+            let wrote = after.usage.output_tokens - before.usage.output_tokens;
+            assert_eq!(
+                wrote,
+                count(&reply_text(&reply.content, &reply.tool_calls)),
+                "tick {i}: output"
+            );
+        }
+        // The tools' descriptions are part of every prompt.
+        let first = LocalLlm::prompt(&r.states[0], &r.tools);
+        assert!(
+            first.contains("get_order") && first.contains("calculate"),
+            "{first}"
+        );
     }
 }

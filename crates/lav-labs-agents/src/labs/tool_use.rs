@@ -7,6 +7,7 @@ use super::Context;
 use lav_agent::{Limits, ScriptedPolicy, State};
 use lav_agent_types::{Reply, ToolCall, ToolResult, ToolSpec, Toolbox, Tools, Usage};
 use lav_grammar::{Grammar, TokenTrie, ToolChoice};
+use lav_lab::items::ModelSource;
 use lav_lab::items::{bar, bars, chip, sig, strip, table, text};
 use lav_lab::job::{Job, State as JobState, progress_item};
 use lav_lab::{Control, Lab, LabError, LabState, Result, ResultExt, Step, Steps, Values};
@@ -40,7 +41,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             c,
             model: ctx.loader.model().lab()?,
             tok: ctx.loader.tokenizer().lab()?,
-            model_name: ctx.loader.model_name(),
+            model_name: ModelSource::new(ctx.loader.model_name(), ctx.loader.weights().what_if()),
             dir: ctx.dir.join("data/agents"),
             trie: None,
             decode: Job::default(),
@@ -60,7 +61,7 @@ struct ToolLab {
     c: Controls,
     model: Arc<Llama>,
     tok: Arc<Tokenizer>,
-    model_name: String,
+    model_name: ModelSource,
     dir: std::path::PathBuf,
     trie: Option<Arc<TokenTrie>>,
     decode: Job<String, Decoded>,
@@ -158,7 +159,12 @@ impl ToolLab {
             .trie
             .get_or_insert_with(|| Arc::new(lav_local::vocab_trie(&self.tok)))
             .clone();
-        LocalLlm::with_trie(self.model.clone(), self.tok.clone(), trie, &self.model_name)
+        LocalLlm::with_trie(
+            self.model.clone(),
+            self.tok.clone(),
+            trie,
+            &self.model_name.name,
+        )
     }
 }
 
@@ -211,7 +217,7 @@ impl ToolLab {
         let request = v.text(&self.c.request).to_string();
         let mut llm = self.llm();
         let specs = tools(&self.dir, GET_ORDER)?.list();
-        let prompt = llm.prompt(&State::new("", &request), &specs);
+        let prompt = LocalLlm::prompt(&State::new("", &request), &specs);
         llm.max_tokens = 160;
         let key = request.clone();
         if let JobState::Running(p) = self.decode.get(&key, move |p| {
@@ -222,11 +228,17 @@ impl ToolLab {
             )
             .map_err(|e| LabError::Input(e.to_string()))
         })? {
-            return Ok(scene.with(progress_item("progress", "SmolLM2 writing a tool call", p)));
+            return Ok(scene.with(progress_item(
+                "progress",
+                "The model writing a tool call",
+                p,
+            )));
         }
         let d = self.decode.ready(&key).expect("ready");
         let s = v.usize(&self.c.tstep).min(d.steps.len().saturating_sub(1));
-        let model = Provenance::model(format!("{} under lav's tool-call grammar", self.model_name));
+        let model = self
+            .model_name
+            .prov(format!("{} under lav's tool-call grammar", self.model_name));
         scene.push(strip(
             "reply",
             &format!("The reply, token by token ({} tokens; the selected step is highlighted, overridden ones are purple)", d.steps.len()),
@@ -383,20 +395,23 @@ impl ToolLab {
             .0
             .iter()
             .map(|(t, c, e, r, s)| {
+                // The long result last, where a narrow window cuts it.
                 vec![
                     t.clone(),
                     c.clone(),
                     if *e { "is_error".into() } else { "ok".into() },
-                    r.chars().take(90).collect(),
                     sig(s * 1e3),
+                    r.chars().take(90).collect(),
                 ]
             })
             .collect();
         scene.push(table(
             "calls",
-            "Calls and their results, paired by id (moves scripted, tools real over MCP)",
-            engine(),
-            &["tick", "call", "", "result", "ms"],
+            "Calls and their results, paired by id",
+            Provenance::scripted(
+                "the agent's moves are written in advance; the tools, results and times are real (MCP in process)",
+            ),
+            &["tick", "call", "", "ms", "result"],
             rows,
         ));
         if parallel {
@@ -405,18 +420,23 @@ impl ToolLab {
             let max = times.iter().cloned().fold(0.0, f64::max);
             scene.push(table(
                 "batch",
-                "One tick, three calls",
+                "One tick, three calls, one after another (lav's loop)",
                 Provenance::engine("measured on this machine"),
-                &[
-                    "calls",
-                    "sum of call times (lav runs them in order)",
-                    "slowest call (a concurrent runtime's batch time)",
-                ],
-                vec![vec![
-                    times.len().to_string(),
-                    format!("{} ms", sig(sum)),
-                    format!("{} ms", sig(max)),
-                ]],
+                &["calls", "batch time: the sum of the call times"],
+                vec![vec![times.len().to_string(), format!("{} ms", sig(sum))]],
+            ));
+            scene.push(text(
+                "concurrent",
+                "The same calls run concurrently",
+                Provenance::what_if(
+                    "a runtime that runs a tick's calls at once waits for the slowest; lav's loop does not",
+                ),
+                format!(
+                    "A runtime that ran these {} calls at once would wait only for the slowest: {} ms instead of {} ms.",
+                    times.len(),
+                    sig(max),
+                    sig(sum)
+                ),
             ));
         }
         Ok(scene)
@@ -428,8 +448,7 @@ impl ToolLab {
         let description = v.text(&self.c.description).to_string();
         let specs = tools(&self.dir, &description)?.list();
         let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        let llm = self.llm();
-        let prompt = llm.prompt(&State::new("", &request), &specs);
+        let prompt = LocalLlm::prompt(&State::new("", &request), &specs);
         let (model, tok) = (self.model.clone(), self.tok.clone());
         let key = (request.clone(), description.clone());
         if let JobState::Running(p) = self.choice.get(&key, move |p| {
@@ -449,7 +468,7 @@ impl ToolLab {
                 "P(tool) where the model writes the tool's name: {} leads",
                 best.0
             ),
-            Provenance::model(format!(
+            self.model_name.prov(format!(
                 "{}: each name's log-probability, normalised over the tools",
                 self.model_name
             )),

@@ -5,6 +5,8 @@
 use super::Context;
 use crate::pass::{Pass, PassCache, values};
 use lav_lab::Result;
+use lav_lab::items::ModelSource;
+use lav_lab::published::{self, Fact};
 use lav_lab::{Control, Values};
 use lav_lab::{Lab, LabState, ResultExt, Step, Steps};
 use lav_model::{Llama, Tokenizer};
@@ -78,8 +80,9 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         c,
         model: model.clone(),
         tokenizer: ctx.loader.tokenizer().lab()?,
-        model_name: ctx.loader.model_name(),
+        model_name: ModelSource::new(ctx.loader.model_name(), ctx.loader.weights().what_if()),
         pass: PassCache::default(),
+        facts: published::facts(&ctx.dir, "attention")?,
     };
     Steps::lab(lab, steps)
 }
@@ -96,9 +99,11 @@ struct Controls {
 
 struct Attention {
     c: Controls,
+    /// Published figures to compare with (`labs/data/published.toml`).
+    facts: Vec<Fact>,
     model: Arc<Llama>,
     tokenizer: Arc<Tokenizer>,
-    model_name: String,
+    model_name: ModelSource,
     pass: PassCache,
 }
 
@@ -207,7 +212,7 @@ impl Attention {
             .pass
             .get(&model, &self.tokenizer, v.text(&self.c.prompt))?;
         let cfg = &model.config;
-        let prov = Provenance::model(format!("{name}: layer {layer}, head {head}"));
+        let prov = name.prov(format!("{name}: layer {layer}, head {head}"));
         let hv = view(&pass, &model, layer, head)?;
         let n = hv.n;
         let qi = v.usize(&self.c.query).min(n - 1);
@@ -505,7 +510,7 @@ impl Attention {
                 dist.push(d as f32);
             }
         }
-        let prov = Provenance::model(self.model_name.clone());
+        let prov = self.model_name.prov(self.model_name.to_string());
         let mut nodes: Vec<Node> = (0..cfg.num_heads)
             .map(|h| Node {
                 id: format!("q{h}"),
@@ -562,12 +567,7 @@ impl Attention {
                     ],
                 }),
             ))
-            .with(Item::new(
-                "gpt2",
-                "For comparison",
-                Provenance::published("Radford et al. 2019 (GPT-2 small)"),
-                Primitive::Text(Text { body: "GPT-2 small: 12 heads × 64 = 768 channels, every head with its own keys and values.".into(), style: TextStyle::Plain }),
-            )))
+            .with(published::table("gpt2", "For comparison", &self.facts)))
     }
 }
 

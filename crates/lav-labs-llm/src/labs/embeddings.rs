@@ -5,6 +5,8 @@
 use super::Context;
 use crate::linalg::{cosine, dot, norm, pca};
 use crate::pass::{PassCache, values};
+use lav_lab::items::ModelSource;
+use lav_lab::published::{self, Fact};
 use lav_lab::{Control, Values};
 use lav_lab::{Lab, LabState, ResultExt, Step, Steps};
 use lav_lab::{LabError, Result};
@@ -82,9 +84,10 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         tokenizer: ctx.loader.tokenizer().lab()?,
         loader: ctx.loader.clone(),
         embedder: None,
-        model_name: ctx.loader.model_name(),
+        model_name: ModelSource::new(ctx.loader.model_name(), ctx.loader.weights().what_if()),
         neighbours: HashMap::new(),
         pass: PassCache::default(),
+        facts: published::facts(&ctx.dir, "embeddings")?,
     };
     Steps::lab(lab, steps)
 }
@@ -110,10 +113,12 @@ struct Embeddings {
     tokenizer: Arc<Tokenizer>,
     loader: Arc<dyn lav_model::Loader>,
     embedder: Option<Arc<Embedder>>,
-    model_name: String,
+    model_name: ModelSource,
     /// Nearest neighbours by token id (a full scan of the vocabulary each).
     neighbours: HashMap<u32, Vec<(u32, f64)>>,
     pass: PassCache,
+    /// Published figures (`labs/data/published.toml`).
+    facts: Vec<Fact>,
 }
 
 /// A word as the model sees it mid-sentence: its first token and how many it takes.
@@ -131,13 +136,16 @@ impl Embeddings {
         Ok(sinusoidal(
             v.usize(&self.c.positions),
             self.model.config.hidden_size,
-        ))
+            &self.model.config.name,
+        )
+        .with(published::table("formula", "The formula", &self.facts)))
     }
 }
 
 impl Embeddings {
     fn prov(&self) -> Provenance {
-        Provenance::model(format!("{} embedding matrix", self.model_name))
+        self.model_name
+            .prov(format!("{} embedding matrix", self.model_name))
     }
 
     fn word(&self, w: &str) -> Result<Word> {
@@ -192,7 +200,7 @@ impl Embeddings {
             .with(Item::new(
                 "ids",
                 "Your words as token ids",
-                Provenance::model(&self.model_name),
+                self.model_name.prov(self.model_name.to_string()),
                 Primitive::TokenStrip(TokenStrip {
                     tokens: words
                         .iter()
@@ -450,8 +458,10 @@ impl Embeddings {
             })
             .collect();
         let here = rotate(&q0, t as f64, theta);
-        let prov = Provenance::model(format!(
-            "{}: layer {layer}, query head {head}",
+        // The model computed q and k at their own positions only; moving them to other
+        // positions is the lab's own RoPE formula (tested against the model's).
+        let prov = Provenance::computed(format!(
+            "{}'s captured q and k (layer {layer}, query head {head}), re-rotated by RoPE's formula",
             self.model_name
         ));
         let offsets = [(3usize, 0usize), (10, 7), (25, 22), (40, 37), (10, 2)];
@@ -603,7 +613,7 @@ fn rotate(x: &[f64], pos: f64, theta: impl Fn(usize) -> f64) -> Vec<f64> {
 }
 
 /// PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(…) for the first 64 channels.
-fn sinusoidal(positions: usize, d: usize) -> Scene {
+fn sinusoidal(positions: usize, d: usize, model: &str) -> Scene {
     let chans = 64;
     let vals: Vec<f32> = (0..positions)
         .flat_map(|p| {
@@ -618,7 +628,7 @@ fn sinusoidal(positions: usize, d: usize) -> Scene {
         .with(Item::new(
             "pe",
             format!("Sinusoidal position encoding, d = {d}: positions × first {chans} channels"),
-            Provenance::what_if("Vaswani et al. 2017's formula; SmolLM2 does not add it (it rotates q and k with RoPE instead)"),
+            Provenance::what_if(format!("Vaswani et al. 2017's formula; {model} does not add it (it rotates q and k with RoPE instead)")),
             Primitive::Heatmap(Heatmap {
                 rows: (0..positions).map(|p| p.to_string()).collect(),
                 cols: (0..chans).map(|c| c.to_string()).collect(),
@@ -629,13 +639,67 @@ fn sinusoidal(positions: usize, d: usize) -> Scene {
                 col_axis: "channel".into(),
             }),
         ))
-        .with(Item::new(
-            "formula",
-            "The formula",
-            Provenance::published("Vaswani et al. 2017, Attention Is All You Need"),
-            Primitive::Text(Text {
-                body: "PE(p, 2i) = sin(p / 10000^(2i/d))\nPE(p, 2i+1) = cos(p / 10000^(2i/d))\nLeft columns change every position; right columns change slowly.".into(),
-                style: TextStyle::Callout,
-            }),
-        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotate;
+    use lav_model::{Capture, Logits};
+
+    /// At layer 0 a query depends only on its token (an RMSNorm and a projection of
+    /// its embedding), so one token at several positions has one query before RoPE.
+    /// Re-rotating the model's query from one position with the lab's `rotate` must
+    /// land on the query the model itself computed at another: a pair layout that
+    /// differs from the model's RoPE (adjacent vs half-split pairs) fails here.
+    #[test]
+    fn the_labs_rope_moves_a_query_to_where_the_model_puts_it() {
+        let m = lav_testkit::model();
+        let tok = lav_testkit::tokenizer();
+        let id = tok.encode(" the").unwrap()[0];
+        let n = 12;
+        let ids = vec![id; n];
+        let mut cap = Capture::new();
+        m.forward(&ids, &mut m.new_cache(), Logits::Last, Some(&mut cap))
+            .unwrap();
+        let cfg = &m.config;
+        let hd = cfg.head_dim;
+        let theta = |i: usize| (cfg.rope_theta as f64).powf(-2.0 * i as f64 / hd as f64);
+        let q: Vec<f32> = cap.layers[0]
+            .q
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .unwrap();
+        let mut checked = 0;
+        for h in [0, cfg.num_heads - 1] {
+            let at = |p: usize| -> Vec<f64> {
+                q[(h * n + p) * hd..][..hd]
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect()
+            };
+            for (a, b) in [(1usize, 7usize), (11, 2), (0, 9), (5, 6)] {
+                let moved = rotate(&rotate(&at(a), -(a as f64), theta), b as f64, theta);
+                let want = at(b);
+                let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+                let err = moved
+                    .iter()
+                    .zip(&want)
+                    .fold(0f64, |m, (x, y)| m.max((x - y).abs()));
+                assert!(
+                    err <= 1e-4 * scale.max(1.0),
+                    "head {h}: position {a} moved to {b} is off by {err} (scale {scale})"
+                );
+                // A different position is a different vector: the check has teeth.
+                assert!(
+                    a == b
+                        || at(a)
+                            .iter()
+                            .zip(&want)
+                            .any(|(x, y)| (x - y).abs() > 1e-2 * scale)
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 8);
+    }
 }

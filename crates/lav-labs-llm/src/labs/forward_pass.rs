@@ -6,6 +6,7 @@
 use super::Context;
 use crate::layout::{BlockId, Part, attention_blocks, block_mut, layout, paint, split_heads};
 use crate::pass::{Pass, PassCache, values};
+use lav_lab::items::ModelSource;
 use lav_lab::{Control, Lab, LabState, Result, ResultExt, Step, Steps, Values};
 use lav_model::{Llama, LlamaConfig, Tokenizer};
 use lav_scene::*;
@@ -32,7 +33,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
     ];
     let lab = ForwardPass {
         tokenizer: ctx.loader.tokenizer().lab()?,
-        model_name: ctx.loader.model_name(),
+        model_name: ModelSource::new(ctx.loader.model_name(), ctx.loader.weights().what_if()),
         model,
         c,
         pass: PassCache::default(),
@@ -52,7 +53,7 @@ struct ForwardPass {
     c: Controls,
     model: Arc<Llama>,
     tokenizer: Arc<Tokenizer>,
-    model_name: String,
+    model_name: ModelSource,
     pass: PassCache,
 }
 
@@ -66,7 +67,7 @@ struct Frame<'a> {
     rows: Vec<String>,
     layer: usize,
     tokenizer: &'a Tokenizer,
-    model_name: &'a str,
+    model_name: &'a ModelSource,
 }
 
 impl Frame<'_> {
@@ -118,12 +119,14 @@ impl ForwardPass {
         let where_ = painted
             .where_
             .unwrap_or_else(|| format!("layer {}", frame.layer));
-        let prov = Provenance::model(format!("{}: {where_}", self.model_name));
+        let prov = self
+            .model_name
+            .prov(format!("{}: {where_}", self.model_name));
         let mut scene = Scene::new()
             .with(Item::new(
                 "tokens",
                 "Your prompt, as the model's tokens",
-                Provenance::model(self.model_name.clone()),
+                self.model_name.prov(self.model_name.to_string()),
                 Primitive::TokenStrip(TokenStrip {
                     tokens: pass
                         .pieces
@@ -141,7 +144,8 @@ impl ForwardPass {
             .with(Item::new(
                 "arch",
                 format!(
-                    "SmolLM2's forward pass, {n} tokens{}",
+                    "{}'s forward pass, {n} tokens{}",
+                    cfg.name,
                     painted.saturation.unwrap_or_default()
                 ),
                 prov,
@@ -162,7 +166,7 @@ impl ForwardPass {
                 extra: vec![Item::new(
                     "facts",
                     "The model, from its config and tensor shapes",
-                    Provenance::model(f.model_name),
+                    Provenance::model(f.model_name.to_string()),
                     Primitive::Table(Table {
                         columns: vec!["what".into(), "value".into()],
                         rows: vec![
@@ -327,7 +331,7 @@ impl ForwardPass {
 }
 
 /// The real next-token distribution: softmax of the last position's logits.
-fn next_token(tokenizer: &Tokenizer, model_name: &str, last: &[f32]) -> Item {
+fn next_token(tokenizer: &Tokenizer, model_name: &ModelSource, last: &[f32]) -> Item {
     {
         let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         let z: f64 = last.iter().map(|&x| (x as f64 - max).exp()).sum();
@@ -352,8 +356,11 @@ fn next_token(tokenizer: &Tokenizer, model_name: &str, last: &[f32]) -> Item {
             .collect();
         Item::new(
             "next",
-            "Next token: the 10 most likely of 49,152 (softmax of the real logits)",
-            Provenance::model(model_name),
+            format!(
+                "Next token: the 10 most likely of {} (softmax of the real logits)",
+                lav_scene::text::group_digits(last.len() as u64)
+            ),
+            model_name.prov(model_name.to_string()),
             Primitive::Bars(Bars {
                 bars,
                 unit: "%".into(),

@@ -6,6 +6,7 @@
 use super::Context;
 use crate::bpe::show_bytes;
 use lav_engine::generate::generate;
+use lav_lab::items::ModelSource;
 use lav_lab::items::{bar, bars, chip, sig, strip, table, text};
 use lav_lab::job::{Job, Progress, State, progress_item};
 use lav_lab::{Control, Lab, LabState, Result, ResultExt, Step, Steps, Values};
@@ -77,7 +78,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             c,
             model: ctx.loader.model().lab()?,
             tokenizer: ctx.loader.tokenizer().lab()?,
-            model_name: ctx.loader.model_name(),
+            model_name: ModelSource::new(ctx.loader.model_name(), ctx.loader.weights().what_if()),
             next: None,
             curve: None,
             run: Job::default(),
@@ -126,7 +127,7 @@ struct Generation {
     c: Controls,
     model: Arc<Llama>,
     tokenizer: Arc<Tokenizer>,
-    model_name: String,
+    model_name: ModelSource,
     /// The prompt's own next-token logits: (prompt, tokens, logits).
     next: Option<(String, Vec<u32>, Vec<f32>)>,
     /// The entropy-vs-temperature curve for that prompt.
@@ -275,7 +276,7 @@ impl Generation {
     }
 
     fn prov(&self) -> Provenance {
-        Provenance::model(self.model_name.clone())
+        self.model_name.prov(self.model_name.to_string())
     }
 
     /// The top tokens of one stage of the chain: kept tokens carry their renormalised
@@ -437,7 +438,10 @@ impl Generation {
         );
         scene.push(bars(
             "raw",
-            "T = 1: the model's own softmax over 49,152 logits (top 12)",
+            &format!(
+                "T = 1: the model's own softmax over {} logits (top 12)",
+                lav_scene::text::group_digits(logits.len() as u64)
+            ),
             prov.clone(),
             "probability",
             self.stage_bars(&raw, raw.order.len(), None),

@@ -11,6 +11,7 @@ use lav_engine::{Decode, decode_both, measure_speeds, per_token_cost};
 use lav_gpusim::machine::Machine;
 use lav_gpusim::roofline;
 use lav_gpusim::{Gpu, ModelConfig, kv_bytes};
+use lav_lab::items::ModelSource;
 use lav_lab::items::{bar, bars, sig, table, text};
 use lav_lab::job::{Job, Progress, State, progress_item};
 use lav_lab::{Control, Lab, LabState, Result, ResultExt, Step, Steps, Values};
@@ -27,7 +28,9 @@ const DTYPES: &[(&str, f64)] = &[
     ("fp8/int8", 1.0),
     ("int4", 0.5),
 ];
-const PRESET_OWN: &str = "SmolLM2-135M (this model)";
+/// The loaded model's own shape, whatever `--model` loaded (its name is shown from
+/// the GGUF metadata).
+const PRESET_OWN: &str = "this model";
 
 pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
     let model = ctx.loader.model().lab()?;
@@ -123,7 +126,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         KvLab {
             c,
             tokenizer: ctx.loader.tokenizer().lab()?,
-            model_name: ctx.loader.model_name(),
+            model_name: ModelSource::new(ctx.loader.model_name(), ctx.loader.weights().what_if()),
             published,
             h100: lav_gpusim::gpu(&ctx.dir, "h100").lab()?,
             h200: lav_gpusim::gpu(&ctx.dir, "h200").lab()?,
@@ -158,7 +161,7 @@ struct KvLab {
     c: Controls,
     model: Arc<Llama>,
     tokenizer: Arc<Tokenizer>,
-    model_name: String,
+    model_name: ModelSource,
     published: Vec<ModelConfig>,
     h100: Gpu,
     h200: Gpu,
@@ -216,7 +219,7 @@ struct Shape {
 
 impl KvLab {
     fn prov(&self) -> Provenance {
-        Provenance::model(self.model_name.clone())
+        self.model_name.prov(self.model_name.to_string())
     }
 
     fn prompt_tokens(&self, prompt: &str) -> Result<Vec<u32>> {
@@ -230,7 +233,7 @@ impl KvLab {
         let cfg = &self.model.config;
         let mut s = if preset == PRESET_OWN {
             Shape {
-                name: PRESET_OWN.into(),
+                name: format!("{} (this model)", cfg.name),
                 layers: cfg.num_layers,
                 heads: cfg.num_heads,
                 kv_heads: cfg.num_kv_heads,
@@ -511,7 +514,7 @@ impl KvLab {
         scene.push(Item::new(
             "kv",
             format!("{name}, layer {layer}, KV head {head}: one row per prompt token, as cached"),
-            Provenance::model(format!(
+            self.model_name.prov(format!(
                 "{}: layer {layer}, KV head {head}",
                 self.model_name
             )),

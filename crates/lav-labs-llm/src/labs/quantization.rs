@@ -9,6 +9,7 @@ use crate::bpe::show_bytes;
 use crate::quantize::{
     Granularity, IntQuant, Scheme, histogram, inject_outlier, nf4, nf4_bits_per_weight, rmse,
 };
+use lav_lab::items::ModelSource;
 use lav_lab::items::{bar, bars, sig, styled, table, text};
 use lav_lab::job::{Job, Progress, State, progress_item};
 use lav_lab::published;
@@ -84,7 +85,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
     Steps::lab(
         Quantization {
             c,
-            model_name: ctx.loader.model_name(),
+            model_name: ModelSource::new(ctx.loader.model_name(), ctx.loader.weights().what_if()),
             held: tokenizer.encode(&heldout(&ctx.dir)?).lab()?,
             tokenizer,
             dir: ctx.dir.clone(),
@@ -122,7 +123,7 @@ struct Quantization {
     c: Controls,
     model: Arc<Llama>,
     tokenizer: Arc<Tokenizer>,
-    model_name: String,
+    model_name: ModelSource,
     dir: PathBuf,
     /// The held text perplexity is measured on, as tokens (read once).
     held: Vec<u32>,
@@ -283,7 +284,7 @@ fn apply(
 
 impl Quantization {
     fn prov(&self) -> Provenance {
-        Provenance::model(self.model_name.clone())
+        self.model_name.prov(self.model_name.to_string())
     }
 
     /// The stored matrix as floats, with the outlier injected if asked.
@@ -674,9 +675,9 @@ impl Quantization {
             ),
         };
         let vocab = self.model.config.vocab_size;
+        let stored = self.model.stored_formats();
         let what_if = Provenance::what_if(format!(
-            "every matrix re-quantized to {} on this machine; the model ships as Q4_1",
-            label
+            "every matrix re-quantized to {label} on this machine; the model ships as {stored}"
         ));
         let kl_next = kl_divergence(&r.next_logits, &s.next_logits);
         let kl_held = mean_kl(&r.heldout_logits, &s.heldout_logits, vocab);
@@ -687,7 +688,7 @@ impl Quantization {
                 label
             ),
             what_if.clone(),
-            &["", "stored (Q4_1 + Q8_0 head)", label.as_str()],
+            &["", &format!("stored ({stored})"), label.as_str()],
             vec![
                 vec![
                     "bits per weight (matrices, scales included)".into(),

@@ -6,6 +6,8 @@ use super::Context;
 use crate::layout::{Part, layer_with_active};
 use crate::linalg::norm;
 use crate::pass::{PassCache, values};
+use lav_lab::items::ModelSource;
+use lav_lab::published::{self, Fact};
 use lav_lab::{Control, Values};
 use lav_lab::{Lab, LabState, ResultExt, Step, Steps};
 use lav_lab::{LabError, Result};
@@ -17,24 +19,43 @@ use std::sync::Arc;
 const SHOWN: usize = 64;
 
 /// The stages of a block, in the order the data flows, with the formula each shows.
+/// `{heads}`, `{kv}`, `{hd}`, `{d}` and `{ff}` are filled from the loaded model's
+/// config (see [`formula`]), so the text is true for any model `--model` loads.
 const STAGES: &[(&str, &str)] = &[
     ("x", "x: the residual stream entering the block"),
     ("RMSNorm", "x̂ = x / rms(x) · γ, rms(x) = √(mean(x²) + ε)"),
-    ("q", "q = W_q x̂, then rotated by RoPE (9 heads × 64)"),
-    ("k", "k = W_k x̂, then rotated by RoPE (3 K/V heads × 64)"),
-    ("v", "v = W_v x̂ (3 K/V heads × 64)"),
+    (
+        "q",
+        "q = W_q x̂, then rotated by RoPE ({heads} heads × {hd})",
+    ),
+    (
+        "k",
+        "k = W_k x̂, then rotated by RoPE ({kv} K/V heads × {hd})",
+    ),
+    ("v", "v = W_v x̂ ({kv} K/V heads × {hd})"),
     (
         "attention",
-        "Σ_j p_j v_j per head, heads side by side (9 × 64)",
+        "Σ_j p_j v_j per head, heads side by side ({heads} × {hd})",
     ),
-    ("o_proj", "W_o · attention: back to the 576-channel stream"),
+    ("o_proj", "W_o · attention: back to the {d}-channel stream"),
     ("x + attn", "h = x + Attn(Norm(x)): the first residual add"),
     ("RMSNorm 2", "ĥ = h / rms(h) · γ₂"),
-    ("gate", "g = W_gate ĥ (1536 channels)"),
-    ("silu(gate)·up", "a = silu(g) ⊙ (W_up ĥ) (1536 channels)"),
-    ("down", "W_down a: back to 576 channels"),
+    ("gate", "g = W_gate ĥ ({ff} channels)"),
+    ("silu(gate)·up", "a = silu(g) ⊙ (W_up ĥ) ({ff} channels)"),
+    ("down", "W_down a: back to {d} channels"),
     ("x + mlp", "y = h + FFN(Norm(h)): the block's output"),
 ];
+
+/// Stage `stage`'s formula with the model's sizes filled in.
+fn formula(stage: usize, cfg: &lav_model::LlamaConfig) -> String {
+    STAGES[stage]
+        .1
+        .replace("{heads}", &cfg.num_heads.to_string())
+        .replace("{kv}", &cfg.num_kv_heads.to_string())
+        .replace("{hd}", &cfg.head_dim.to_string())
+        .replace("{d}", &cfg.hidden_size.to_string())
+        .replace("{ff}", &cfg.intermediate_size.to_string())
+}
 
 /// Whether layout part `p` belongs to stage `stage` (the heads' stages light every head).
 fn stage_block(stage: usize, p: Part) -> bool {
@@ -91,9 +112,10 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         c,
         model: model.clone(),
         tokenizer: ctx.loader.tokenizer().lab()?,
-        model_name: ctx.loader.model_name(),
+        model_name: ModelSource::new(ctx.loader.model_name(), ctx.loader.weights().what_if()),
         pass: PassCache::default(),
         post: None,
+        facts: published::facts(&ctx.dir, "transformer-block")?,
     };
     Steps::lab(lab, steps)
 }
@@ -107,9 +129,11 @@ struct Controls {
 
 struct Block {
     c: Controls,
+    /// Published figures to compare with (`labs/data/published.toml`).
+    facts: Vec<Fact>,
     model: Arc<Llama>,
     tokenizer: Arc<Tokenizer>,
-    model_name: String,
+    model_name: ModelSource,
     pass: PassCache,
     /// The post-norm what-if's residual norms, keyed by prompt.
     post: Option<(String, Vec<Vec<f64>>)>,
@@ -174,7 +198,7 @@ impl Block {
         let (vecs, piece, t, n) = self.stage_vectors(v)?;
         // Where the stage sits in the layer, in the forward-pass lab's blocks.
         let arch = layer_with_active(&self.model.config, n, layer, |p| stage_block(stage, p));
-        let prov = Provenance::model(format!(
+        let prov = self.model_name.prov(format!(
             "{}: layer {layer}, token {t} \"{piece}\"",
             self.model_name
         ));
@@ -238,7 +262,7 @@ impl Block {
                 Primitive::Text(Text {
                     body: format!(
                         "{}\n‖x‖ entering the block = {:.4}, rms(x) = {rms:.4}",
-                        STAGES[stage].1,
+                        formula(stage, &self.model.config),
                         norm(x)
                     ),
                     style: TextStyle::Callout,
@@ -277,7 +301,7 @@ impl Block {
             .enumerate()
             .map(|(l, x)| (l as f64, x.chunks(h).map(norm).sum::<f64>() / n as f64))
             .collect();
-        let prov = Provenance::model(self.model_name.clone());
+        let prov = self.model_name.prov(self.model_name.to_string());
         Ok(Scene::new()
             .with(Item::new(
                 "stream",
@@ -394,7 +418,11 @@ impl Block {
             String::new(),
         ]);
         table_rows.push(vec![
-            "embedding (also the LM head)".into(),
+            if cfg.tied_embeddings {
+                "embedding (also the LM head)".into()
+            } else {
+                "embedding".into()
+            },
             fmt(emb),
             format!("{:.0} % of the model", 100.0 * emb as f64 / total as f64),
         ]);
@@ -404,31 +432,49 @@ impl Block {
                 "counts",
                 "Parameters of one block, read from the GGUF's tensor shapes",
                 prov.clone(),
-                Primitive::Table(Table { columns: vec!["part".into(), "parameters".into(), "in units of d²".into()], rows: table_rows }),
+                Primitive::Table(Table {
+                    columns: vec!["part".into(), "parameters".into(), "in units of d²".into()],
+                    rows: table_rows,
+                }),
             ))
             .with(Item::new(
                 "compare",
-                "Why 10.67 d² and not the textbook 12 d²",
+                format!(
+                    "Why {:.2} d² and not the textbook 12 d²",
+                    layer as f64 / (d * d)
+                ),
                 prov,
                 Primitive::Bars(Bars {
                     bars: vec![
-                        Bar { label: "this block: attention".into(), value: attn as f64 / (d * d), role: Role::Attention },
-                        Bar { label: "textbook: attention (4 d²)".into(), value: 4.0, role: Role::Muted },
-                        Bar { label: "this block: SwiGLU".into(), value: mlp as f64 / (d * d), role: Role::Activation },
-                        Bar { label: "textbook: 4d FFN (8 d²)".into(), value: 8.0, role: Role::Muted },
+                        Bar {
+                            label: "this block: attention".into(),
+                            value: attn as f64 / (d * d),
+                            role: Role::Attention,
+                        },
+                        Bar {
+                            label: "textbook: attention (4 d²)".into(),
+                            value: 4.0,
+                            role: Role::Muted,
+                        },
+                        Bar {
+                            label: "this block: SwiGLU".into(),
+                            value: mlp as f64 / (d * d),
+                            role: Role::Activation,
+                        },
+                        Bar {
+                            label: "textbook: 4d FFN (8 d²)".into(),
+                            value: 8.0,
+                            role: Role::Muted,
+                        },
                     ],
                     unit: "d²".into(),
                     log: false,
                 }),
             ))
-            .with(Item::new(
+            .with(published::table(
                 "published",
                 "For comparison",
-                Provenance::published("Radford et al. 2019 (GPT-2 small); Meta, Llama 3 model card 2024"),
-                Primitive::Text(Text {
-                    body: "GPT-2 small: 124M parameters, 12 layers of ≈12 d² each (d = 768).\nLlama-3-8B's SwiGLU width is 14,336 = 3.5 d (d = 4,096).".into(),
-                    style: TextStyle::Plain,
-                }),
+                &published::for_step(&self.facts, "params"),
             )))
     }
 
@@ -460,7 +506,7 @@ impl Block {
             .with(Item::new(
                 "pre",
                 "Pre-norm (the model): mean ‖x‖ entering each layer",
-                Provenance::model(self.model_name.clone()),
+                self.model_name.prov(self.model_name.to_string()),
                 Primitive::Plot(Plot { x_label: "layer".into(), y_label: "mean ‖x‖".into(), x_log: false, y_log: false, series: vec![Series { name: "pre-norm".into(), points: pts(&norms[0]), line: true, role: Role::Residual }] }),
             ))
             .with(Item::new(
@@ -469,14 +515,10 @@ impl Block {
                 Provenance::what_if("post-norm blocks h = Norm(x + Attn(x)), y = Norm(h + FFN(h)) with this model's weights, which were trained pre-norm"),
                 Primitive::Plot(Plot { x_label: "layer".into(), y_label: "mean ‖x‖".into(), x_log: false, y_log: false, series: vec![Series { name: "post-norm (what-if)".into(), points: pts(&norms[1]), line: true, role: Role::WhatIf }] }),
             ))
-            .with(Item::new(
+            .with(published::table(
                 "formulas",
                 "Where the norm sits",
-                Provenance::published("Xiong et al. 2020, On Layer Normalization in the Transformer Architecture"),
-                Primitive::Text(Text {
-                    body: "Pre-norm:  h = x + Attn(Norm(x));  y = h + FFN(Norm(h))\nPost-norm: h = Norm(x + Attn(x));  y = Norm(h + FFN(h))".into(),
-                    style: TextStyle::Callout,
-                }),
+                &published::for_step(&self.facts, "postnorm"),
             )))
     }
 }

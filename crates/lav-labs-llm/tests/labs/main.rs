@@ -266,13 +266,47 @@ fn attention_rows_are_causal_distributions_from_the_real_pass() {
 #[test]
 fn attention_what_ifs_are_labelled_and_behave() {
     let mut s = session("attention");
-    let sc = scene_at(&mut s, "mask", &["causal=off"]);
+    let prompt = "The quick brown fox jumps over the lazy dog.";
+    let set = format!("prompt={prompt}");
+    let sc = scene_at(&mut s, "mask", &["causal=off", "layer=2", "head=4", &set]);
     assert!(sc.item("probs").unwrap().provenance.is_what_if());
     let h = heat(&sc, "probs");
-    assert!(
-        h.get(0, 5) > 0.0,
-        "without the mask the first token reads later ones"
-    );
+    // Without the mask the first token reads later ones: its row is the softmax of
+    // its query against every key, recomputed here from the model's own q and k.
+    let ids = lav_testkit::tokenizer().encode(prompt).unwrap();
+    let n = ids.len();
+    let m = lav_testkit::model();
+    let mut cap = lav_model::Capture::new();
+    m.forward(
+        &ids,
+        &mut m.new_cache(),
+        lav_model::Logits::Last,
+        Some(&mut cap),
+    )
+    .unwrap();
+    let flat = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (q, k) = (flat(&cap.layers[2].q), flat(&cap.layers[2].k));
+    let hd = m.config.head_dim;
+    let kvh = 4 / (m.config.num_heads / m.config.num_kv_heads);
+    let scores: Vec<f64> = (0..n)
+        .map(|j| {
+            (0..hd)
+                .map(|d| q[(4 * n) * hd + d] as f64 * k[(kvh * n + j) * hd + d] as f64)
+                .sum::<f64>()
+                / (hd as f64).sqrt()
+        })
+        .collect();
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+    for (j, s) in scores.iter().enumerate() {
+        let want = (s - max).exp() / z;
+        assert!(
+            (h.get(0, j) as f64 - want).abs() < 1e-5,
+            "(0, {j}): {} vs {want}",
+            h.get(0, j)
+        );
+    }
+    assert!(h.get(0, n - 1) > 0.0);
     let sc = scene_at(&mut s, "mask", &["causal=on"]);
     assert!(!sc.item("probs").unwrap().provenance.is_what_if());
     // Dropping 1/√d makes rows peakier: lower entropy on average.

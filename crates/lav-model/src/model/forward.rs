@@ -169,7 +169,7 @@ impl Llama {
             Logits::All => (0, l),
         };
         let normed = ops::rms_norm(&x[first * h..], &self.final_norm, eps);
-        let out = self.lm_head.forward(&normed, rows)?;
+        let out = self.lm_head.forward(&normed, rows, self.activations)?;
         if let Some(c) = capture {
             let all = match logits {
                 Logits::All => normed.clone(),
@@ -196,7 +196,7 @@ impl Llama {
         let (l, pos, hd) = (shape.tokens, shape.pos, cfg.head_dim);
         let (qd, kd) = (cfg.num_heads * hd, cfg.num_kv_heads * hd);
         let layer = &self.layers[li];
-        let qkv = layer.wqkv.forward(xn, l)?;
+        let qkv = layer.wqkv.forward(xn, l, self.activations)?;
         let (mut q, mut k, mut v) = (
             Vec::with_capacity(l * qd),
             Vec::with_capacity(l * kd),
@@ -212,7 +212,7 @@ impl Llama {
         cache.append(li, &k, &v);
         let (k_all, v_all) = cache.layer(li, shape.total());
         let attn = ops::attention(&q, k_all, v_all, shape, rec);
-        let out = layer.wo.forward(&attn, l)?;
+        let out = layer.wo.forward(&attn, l, self.activations)?;
         Ok(AttnParts { q, k, v, attn, out })
     }
 
@@ -223,9 +223,9 @@ impl Llama {
         xn: &[f32],
         l: usize,
     ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let gate_up = layer.w_gate_up.forward(xn, l)?;
+        let gate_up = layer.w_gate_up.forward(xn, l, self.activations)?;
         let act = ops::swiglu(&gate_up, self.config.intermediate_size);
-        let out = layer.w_down.forward(&act, l)?;
+        let out = layer.w_down.forward(&act, l, self.activations)?;
         Ok((gate_up, act, out))
     }
 

@@ -4,7 +4,7 @@
 use super::weights::pad_rows;
 use super::{Quant, WeightFormat, quantize_matrix};
 use crate::error::{ModelError, Result};
-use crate::matmul::{QData, QMatrix};
+use crate::matmul::{Activations, QData, QMatrix};
 use crate::quant::{BlockQ4_1, BlockQ8_0, blocks_from_bytes, quantize_weights_q8_0};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
@@ -27,10 +27,11 @@ pub enum Linear {
 }
 
 impl Linear {
-    /// `x` is `n × cols` row-major; returns `n × rows`.
-    pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+    /// `x` is `n × cols` row-major; returns `n × rows`. `act` picks lav's kernels for
+    /// the stored blocks; candle's matmuls take f32 as they are.
+    pub fn forward(&self, x: &[f32], n: usize, act: Activations) -> Result<Vec<f32>> {
         Ok(match self {
-            Linear::Blocks(m) => m.matmul(x, n),
+            Linear::Blocks(m) => m.matmul_with(x, n, act),
             Linear::Candle {
                 m, cols, padded, ..
             } => {

@@ -5,6 +5,7 @@ use super::linear::*;
 use super::{Layer, Linear, Llama, LlamaConfig, Quant, WeightFormat};
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
+use crate::matmul::Activations;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Tensor};
 use std::path::Path;
@@ -124,6 +125,7 @@ impl Llama {
         Ok(Self {
             config,
             format,
+            activations: Activations::default(),
             embeddings,
             layers,
             final_norm,
@@ -220,6 +222,7 @@ impl Llama {
         Ok(Llama {
             config: self.config.clone(),
             format,
+            activations: self.activations,
             embeddings: self.embeddings.clone(),
             layers,
             final_norm: self.final_norm.clone(),

@@ -18,7 +18,7 @@ pub use config::LlamaConfig;
 pub use linear::Linear;
 pub use weights::{Quant, WeightFormat, quantize_matrix, round_trip};
 
-use crate::matmul::QMatrix;
+use crate::matmul::{Activations, QMatrix};
 use candle_core::Device;
 
 pub struct Layer {
@@ -38,6 +38,8 @@ pub struct Layer {
 pub struct Llama {
     pub config: LlamaConfig,
     pub format: WeightFormat,
+    /// How activations meet the stored blocks in lav's kernels (f32 by default).
+    pub activations: Activations,
     /// Token embeddings in their stored format; rows are dequantized on lookup.
     pub embeddings: QMatrix,
     pub layers: Vec<Layer>,
@@ -71,5 +73,74 @@ pub enum NormPlacement {
 impl Llama {
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// This model computing with `act` (see [`Activations`]).
+    pub fn with_activations(mut self, act: Activations) -> Self {
+        self.activations = act;
+        self
+    }
+
+    /// How the GGUF stores the model, as a learner reads it: the matrices' types (most
+    /// elements first), then the embeddings' when it differs. "Q4_1 + Q8_0
+    /// embeddings" for the default SmolLM2 file.
+    pub fn stored_formats(&self) -> String {
+        stored_formats(&self.tensors)
+    }
+}
+
+/// See [`Llama::stored_formats`]; norms and other f32 vectors are left out.
+pub fn stored_formats(tensors: &[(String, &'static str, usize, usize)]) -> String {
+    let mut by_type: Vec<(&str, usize)> = Vec::new();
+    let mut emb = None;
+    for (name, ty, elems, _) in tensors {
+        if name == "token_embd.weight" {
+            emb = Some(*ty);
+        } else if *ty != "F32" {
+            match by_type.iter_mut().find(|(t, _)| t == ty) {
+                Some((_, n)) => *n += elems,
+                None => by_type.push((ty, *elems)),
+            }
+        }
+    }
+    by_type.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut s = by_type
+        .iter()
+        .map(|(t, _)| *t)
+        .collect::<Vec<_>>()
+        .join("/");
+    match emb {
+        Some(e) if s.is_empty() => s = e.to_string(),
+        Some(e) if by_type.len() > 1 || by_type[0].0 != e => s += &format!(" + {e} embeddings"),
+        _ => {}
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_formats;
+
+    #[test]
+    fn stored_formats_name_the_matrices_then_a_different_embedding() {
+        let t = |n: &str, ty: &'static str, e: usize| (n.to_string(), ty, e, 0);
+        let smol = [
+            t("token_embd.weight", "Q8_0", 100),
+            t("blk.0.attn_norm.weight", "F32", 5),
+            t("blk.0.attn_q.weight", "Q4_1", 50),
+            t("blk.0.ffn_up.weight", "Q4_1", 80),
+        ];
+        assert_eq!(stored_formats(&smol), "Q4_1 + Q8_0 embeddings");
+        let same = [
+            t("token_embd.weight", "Q4_1", 9),
+            t("blk.0.attn_q.weight", "Q4_1", 9),
+        ];
+        assert_eq!(stored_formats(&same), "Q4_1");
+        let mixed = [
+            t("token_embd.weight", "Q6_K", 9),
+            t("blk.0.attn_q.weight", "Q4_K", 90),
+            t("blk.0.ffn_down.weight", "Q6_K", 30),
+        ];
+        assert_eq!(stored_formats(&mixed), "Q4_K/Q6_K + Q6_K embeddings");
     }
 }

@@ -7,8 +7,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 
-/// Which numbers the matrix products use. `Stored` is the file's own weights with
-/// llama.cpp's arithmetic; the others re-quantize and so change the model's answers.
+/// Which numbers the matrix products use. `Stored` and `F32` are the file's own
+/// weights; the others re-quantize them and so change the model's answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
 pub enum WeightFormat {
     /// The weights as stored in the GGUF (Q4_1, embeddings Q8_0): the default.
@@ -19,7 +19,8 @@ pub enum WeightFormat {
     /// Every matrix re-quantized to another GGML type (candle's quantizers and
     /// kernels). Changes answers.
     Requant(Quant),
-    /// Every matrix dequantized to f32 (candle's GEMM). Changes answers.
+    /// The stored blocks dequantized losslessly to f32 and multiplied in f32
+    /// (candle's GEMM): the stored model, evaluated without 8-bit activations.
     F32,
 }
 
@@ -43,12 +44,46 @@ impl WeightFormat {
 
     pub fn label(self) -> String {
         match self {
-            Self::Stored => "stored (Q4_1 + Q8_0 embeddings), llama.cpp arithmetic".into(),
+            Self::Stored => "stored (Q4_1 + Q8_0 embeddings)".into(),
             Self::Q8_0 => "re-quantized to Q8_0 (changes the model's answers)".into(),
             Self::Requant(q) => {
                 format!("re-quantized to {} (changes the model's answers)", q.name())
             }
-            Self::F32 => "dequantized to f32 (changes the model's answers)".into(),
+            Self::F32 => {
+                "stored, dequantized losslessly to f32 and computed in f32 (the stored model, evaluated exactly)"
+                    .into()
+            }
+        }
+    }
+
+    /// What the weights are, for a model's display name: empty for the stored ones.
+    pub fn suffix(self) -> String {
+        match self {
+            Self::Stored => String::new(),
+            Self::F32 => ", computed in f32".into(),
+            Self::Q8_0 => ", re-quantized to Q8_0".into(),
+            Self::Requant(q) => format!(", re-quantized to {}", q.name()),
+        }
+    }
+
+    /// Why numbers computed with these weights are a what-if, when they are: the
+    /// re-quantized formats are not the stored model.
+    pub fn what_if(self) -> Option<String> {
+        match self {
+            Self::Stored | Self::F32 => None,
+            Self::Q8_0 | Self::Requant(_) => Some(format!(
+                "its weights re-quantized to {} on this machine (--weights); the stored model's numbers differ",
+                self.quant_name()
+            )),
+        }
+    }
+
+    fn quant_name(self) -> &'static str {
+        match self {
+            Self::Stored => "Q4_1",
+            Self::F32 => "F32",
+            Self::Q8_0 => "Q8_0",
+            Self::Requant(q) => q.name(),
         }
     }
 }

@@ -9,6 +9,28 @@ fn session(id: &str) -> lav_lab::Session {
 }
 
 #[test]
+fn the_real_models_obedience_is_sampled_reproducibly() {
+    use lav_labs_agents::labs::security_trifecta::obedience;
+    let dir = lav_testkit::labs_dir().join("data/agents");
+    let page = std::fs::read_to_string(dir.join("injected-page.md")).unwrap();
+    let run = || {
+        obedience(
+            &lav_testkit::TestLoader,
+            &dir,
+            &page,
+            3,
+            &Default::default(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.followed + a.ignored, 3);
+    // The same seeds give the same replies: a measurement anyone can rerun.
+    assert_eq!(a.replies, b.replies);
+    assert!(a.replies.iter().all(|r| !r.is_empty()), "{:?}", a.replies);
+}
+
+#[test]
 fn a_leak_is_recognised_from_the_private_file_whatever_it_says() {
     use lav_labs_agents::labs::security_trifecta::{attack, carries};
     let src = lav_testkit::labs_dir().join("data/agents");
@@ -75,6 +97,14 @@ fn security_trifecta_leaks_only_with_all_three_legs_and_the_guard_blocks_it() {
             "execute_tool send_message"
         ]
     );
+
+    // Beside the scripted run, the real model's own choice on the page, sampled.
+    let ob = bars(&sc, "obeys");
+    assert_eq!(ob.bars.iter().map(|b| b.value).sum::<f64>(), 8.0);
+    assert!(matches!(
+        sc.item("obeys").unwrap().provenance,
+        lav_scene::Provenance::Model { .. }
+    ));
 
     // Guard on: refused, nothing recorded, and the reason names both sources.
     let sc = scene_at(&mut s, "attack", &["guard=on"]);

@@ -232,10 +232,46 @@ impl Retriever for Dense {
 /// Hybrid: BM25 and dense fused by reciprocal rank fusion. `weight` is the dense
 /// list's share (0 = BM25 only, 1 = dense only); each list is read to `depth`.
 pub struct Hybrid<'a> {
-    pub bm25: &'a Bm25,
-    pub dense: &'a Dense,
+    pub bm25: &'a dyn Retriever,
+    pub dense: &'a dyn Retriever,
     pub weight: f64,
     pub depth: usize,
+}
+
+/// A retriever's rankings kept for known queries: answers from `lists` (each ranked
+/// to `depth`) when it can, else asks `inner`. The same results, without searching
+/// again when only a fusion weight or `k` changes.
+pub struct Memo<'a> {
+    pub inner: &'a dyn Retriever,
+    pub lists: &'a std::collections::HashMap<String, Ranking>,
+    pub depth: usize,
+}
+
+impl<'a> Memo<'a> {
+    /// `r`'s rankings of `queries`, each to `depth`.
+    pub fn rank_all<'q>(
+        r: &dyn Retriever,
+        queries: impl IntoIterator<Item = &'q str>,
+        depth: usize,
+    ) -> std::collections::HashMap<String, Ranking> {
+        queries
+            .into_iter()
+            .map(|q| (q.to_string(), r.search(q, depth)))
+            .collect()
+    }
+}
+
+impl Retriever for Memo<'_> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn search(&self, query: &str, k: usize) -> Ranking {
+        match self.lists.get(query) {
+            Some(list) if k <= self.depth => list.iter().take(k).cloned().collect(),
+            _ => self.inner.search(query, k),
+        }
+    }
 }
 
 impl Retriever for Hybrid<'_> {

@@ -11,7 +11,9 @@ use lav_lab::{Control, Lab, LabError, LabState, Result, ResultExt, Step, Steps, 
 use lav_model::{Embedder, Loader};
 use lav_scene::*;
 use lav_tools::corpus::{self, Chunking, Document, Labelled, Question};
-use lav_tools::retrieval::{Bm25, Chunk, Dense, EmbedFn, Grep, Hybrid, RRF_K, Retriever};
+use lav_tools::retrieval::{
+    Bm25, Chunk, Dense, EmbedFn, Grep, Hybrid, Memo, RRF_K, Ranking, Retriever,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -100,6 +102,29 @@ struct Index {
     embedded: usize,
     /// Texts found in the cache.
     reused: usize,
+    /// Every question's ranking by each of grep, BM25 and dense, to [`MEMO_DEPTH`]: a
+    /// change of `k` or of the hybrid weight only re-reads them (under 50 ms).
+    memo: HashMap<&'static str, Rankings>,
+}
+
+/// One retriever's ranking of each question, by question text.
+type Rankings = HashMap<String, Ranking>;
+
+/// How deep the kept rankings go: the hybrid's fusion depth.
+const MEMO_DEPTH: usize = 50;
+
+impl Index {
+    fn memo<'a>(&'a self, r: &'a dyn Retriever) -> Memo<'a> {
+        static EMPTY: std::sync::OnceLock<Rankings> = std::sync::OnceLock::new();
+        Memo {
+            inner: r,
+            lists: self
+                .memo
+                .get(r.name())
+                .unwrap_or_else(|| EMPTY.get_or_init(HashMap::new)),
+            depth: MEMO_DEPTH,
+        }
+    }
 }
 
 struct RagLab {
@@ -208,15 +233,28 @@ impl RagLab {
                 p.set(i as u64, qs.len() as u64, "embedding the questions");
                 timed(&q.text)?;
             }
+            let (grep, bm25) = (
+                Grep::new(&chunks),
+                Bm25::new(&chunks).map_err(LabError::Input)?,
+            );
+            let dense = Dense::from_vectors(&chunks, vectors, embed);
+            p.set(0, 1, "ranking every question with grep, BM25 and MiniLM");
+            let queries = || set.iter().map(|l| l.question.text.as_str());
+            let memo = HashMap::from([
+                ("grep", Memo::rank_all(&grep, queries(), MEMO_DEPTH)),
+                ("bm25", Memo::rank_all(&bm25, queries(), MEMO_DEPTH)),
+                ("dense", Memo::rank_all(&dense, queries(), MEMO_DEPTH)),
+            ]);
             Ok(Index {
-                grep: Grep::new(&chunks),
-                bm25: Bm25::new(&chunks).map_err(LabError::Input)?,
-                dense: Dense::from_vectors(&chunks, vectors, embed),
+                grep,
+                bm25,
+                dense,
                 chunks,
                 set,
                 embed_seconds,
                 embedded,
                 reused,
+                memo,
             })
         })?;
         Ok(match state {
@@ -235,13 +273,14 @@ fn prov() -> Provenance {
 }
 
 fn scores_table(ix: &Index, k: usize, weight: f64) -> (Item, Item) {
+    let (grep, bm25, dense) = (ix.memo(&ix.grep), ix.memo(&ix.bm25), ix.memo(&ix.dense));
     let hybrid = Hybrid {
-        bm25: &ix.bm25,
-        dense: &ix.dense,
+        bm25: &bm25,
+        dense: &dense,
         weight,
-        depth: 50,
+        depth: MEMO_DEPTH,
     };
-    let rs: [&dyn Retriever; 4] = [&ix.grep, &ix.bm25, &ix.dense, &hybrid];
+    let rs: [&dyn Retriever; 4] = [&grep, &bm25, &dense, &hybrid];
     let mut rows = Vec::new();
     let mut bs = Vec::new();
     for r in rs {
@@ -396,16 +435,17 @@ impl RagLab {
                 l.question.id, l.question.kind, l.question.text
             ),
         ));
-        let bm = ix.bm25.search(&l.question.text, 50);
-        let de = ix.dense.search(&l.question.text, 50);
+        let (grep, bm25, dense) = (ix.memo(&ix.grep), ix.memo(&ix.bm25), ix.memo(&ix.dense));
+        let bm = bm25.search(&l.question.text, MEMO_DEPTH);
+        let de = dense.search(&l.question.text, MEMO_DEPTH);
         let hybrid = Hybrid {
-            bm25: &ix.bm25,
-            dense: &ix.dense,
+            bm25: &bm25,
+            dense: &dense,
             weight,
-            depth: 50,
+            depth: MEMO_DEPTH,
         };
         let rs: [(&str, Vec<(String, f64)>); 4] = [
-            ("grep", ix.grep.search(&l.question.text, k)),
+            ("grep", grep.search(&l.question.text, k)),
             ("bm25", bm.iter().take(k).cloned().collect()),
             ("dense", de.iter().take(k).cloned().collect()),
             ("hybrid", hybrid.search(&l.question.text, k)),

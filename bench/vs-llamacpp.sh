@@ -33,9 +33,17 @@ if ! [[ -x "$PY" ]] || ! "$PY" -c "import llama_cpp" 2>/dev/null; then
     mkdir -p "$(dirname "$VENV")"
     [[ -x "$PY" ]] || python3 -m venv "$VENV"
     "$PY" -m pip install -q --upgrade pip
+    # A native build on a CPU that reports AMX can die with an illegal instruction
+    # in a VM: build for the listed features only there.
+    if grep -qw amx_tile /proc/cpuinfo; then
+        export CMAKE_ARGS="${CMAKE_ARGS:-} -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+    fi
+    echo "note: CMAKE_ARGS=${CMAKE_ARGS:-(none: a native build)}" >&2
     CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-        "$PY" -m pip install "llama-cpp-python==$LLAMACPP_PY_VERSION"
+        "$PY" -m pip install --no-cache-dir "llama-cpp-python==$LLAMACPP_PY_VERSION"
 fi
+# What the build uses (its CPU features), for docs/benchmarks.md.
+"$PY" -c "import llama_cpp; print('llama.cpp:', llama_cpp.llama_print_system_info().decode())" >&2
 
 read -r -a LAV_CMD <<< "${LAV_BIN:-cargo run --profile fast -q -p lav-cli --}"
 
@@ -53,10 +61,12 @@ echo "threads: $THREADS" >&2
 
 echo "running llama.cpp bench..." >&2
 LLAMA_JSON="$("$PY" bench/llamacpp_bench.py --model "$GGUF" --threads "$THREADS" --json)"
-echo "running lav bench..." >&2
+echo "running lav bench (default: f32 activations)..." >&2
 LAV_JSON="$("${LAV_CMD[@]}" bench --threads "$THREADS" --json)"
+echo "running lav bench --activations q8 (llama.cpp-style 8-bit activations)..." >&2
+LAV_Q8_JSON="$("${LAV_CMD[@]}" --activations q8 bench --threads "$THREADS" --json)"
 
-python3 - "$LLAMA_JSON" "$LAV_JSON" "$THREADS" <<'PYEOF'
+python3 - "$LLAMA_JSON" "$LAV_JSON" "$LAV_Q8_JSON" "$THREADS" <<'PYEOF'
 import json, sys
 
 def last_json(s):
@@ -66,15 +76,20 @@ def last_json(s):
             return json.loads(line)
     return json.loads(s)
 
-llama, lav, threads = last_json(sys.argv[1]), last_json(sys.argv[2]), sys.argv[3]
+llama = last_json(sys.argv[1])
+paths = (("f32 act.", last_json(sys.argv[2])), ("q8 act.", last_json(sys.argv[3])))
+threads = sys.argv[4]
 print(f"SmolLM2-135M-Instruct Q4_1, {threads} thread(s)")
-print(f"{'metric':<10} {'lav tok/s':>12} {'llama.cpp tok/s':>16} {'lav/llama.cpp':>14}")
+print(f"{'metric':<10} {'lav path':<10} {'lav tok/s':>10} {'llama.cpp tok/s':>16} {'lav/llama.cpp':>14}")
 for key, name in (("prefill_tok_s", "prefill"), ("decode_tok_s", "decode")):
-    a, b = float(lav[key]), float(llama[key])
-    ratio = a / b if b else float("nan")
-    print(f"{name:<10} {a:>12.1f} {b:>16.1f} {ratio:>13.2f}x")
-if "greedy_ids" in llama and "greedy_ids" in lav:
-    ok = list(lav["greedy_ids"][:6]) == list(llama["greedy_ids"][:6])
-    print(f"greedy first ids: lav={lav['greedy_ids'][:6]} llama.cpp={llama['greedy_ids'][:6]}"
-          f" {'(match)' if ok else '(DIFFER)'}")
+    b = float(llama[key])
+    for label, lav in paths:
+        a = float(lav[key])
+        ratio = a / b if b else float("nan")
+        print(f"{name:<10} {label:<10} {a:>10.1f} {b:>16.1f} {ratio:>13.2f}x")
+for label, lav in paths:
+    if "greedy_ids" in llama and "greedy_ids" in lav:
+        ours, theirs = list(lav["greedy_ids"]), list(llama["greedy_ids"])
+        same = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+        print(f"{label}: the first {same} of {len(theirs)} greedy ids equal llama.cpp's")
 PYEOF

@@ -4,7 +4,7 @@
 
 use lav_agent::{State, ToolSpec, Tools};
 use lav_grammar::{Grammar, Matcher, ToolChoice};
-use lav_local::{LocalLlm, parse_reply, vocab_trie};
+use lav_local::{LocalLlm, parse_reply, ranked, vocab_trie};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::Stdio;
@@ -204,5 +204,26 @@ fn mask_equals_a_token_by_token_check_on_the_real_vocabulary() {
             n += want as usize;
         }
         assert!(n > 0, "{p:?}: something is allowed");
+    }
+}
+
+/// The decoder ranks only the best few tokens per step; they must be exactly the head
+/// of a stable sort of the whole vocabulary by logit (ties: the lower id first).
+#[test]
+fn partial_ranking_equals_the_head_of_a_full_sort() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for round in 0..50 {
+        // Few distinct values, so ties are common.
+        let logits: Vec<f32> = (0..2000)
+            .map(|_| rng.random_range(0..40) as f32 * 0.5)
+            .collect();
+        let keep: Vec<u32> = (0..2000u32).filter(|i| (i * 7 + round) % 3 != 0).collect();
+        let mut full = keep.clone();
+        full.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+        for n in [0, 1, 5, 64, 5000] {
+            let got = ranked(&logits, keep.iter().copied(), n);
+            assert_eq!(got, full[..n.min(full.len())], "round {round}, n {n}");
+        }
     }
 }

@@ -294,8 +294,6 @@ impl LocalLlm {
             if end_ok && !m.can_continue() {
                 break;
             }
-            let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-            order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
             let ok = |i: u32| allowed.get(i as usize).copied().unwrap_or(false);
             // Near the token budget, only tokens on a shortest path to the end of
             // the grammar: the reply always closes, however the model rambles.
@@ -310,22 +308,36 @@ impl LocalLlm {
                 let mut n = m.clone();
                 n.advance_bytes(&bytes) && n.min_completion() + bytes.len() == need
             };
-            let Some(&best) = order.iter().find(|&&i| ok(i) && (!forced || on_path(i))) else {
+            // Only the best few of each kind are needed (ranking all 49,152 per token
+            // was a tenth of a decode); near the budget, every allowed token in order.
+            let vocab = logits.len() as u32;
+            let keep = if forced { usize::MAX } else { RANKED };
+            let allowed_rank = ranked(&logits, (0..vocab).filter(|&i| ok(i)), keep);
+            let forbidden_rank = ranked(&logits, (0..vocab).filter(|&i| !ok(i)), TOP);
+            let Some(&best) = allowed_rank.iter().find(|&&i| !forced || on_path(i)) else {
                 break;
+            };
+            // The token the model would have chosen without the mask.
+            let unmasked = match (allowed_rank.first(), forbidden_rank.first()) {
+                (Some(&a), Some(&f)) => {
+                    if by_logit(&logits)(&a, &f).is_le() {
+                        a
+                    } else {
+                        f
+                    }
+                }
+                (a, f) => *a.or(f).expect("a vocabulary"),
             };
             let choice = match self.sampling {
                 // Near the budget the reply must close: no sampling there.
                 Some((temperature, seed)) if !forced => {
-                    let allowed: Vec<u32> =
-                        order.iter().copied().filter(|&i| ok(i)).take(40).collect();
+                    let allowed: Vec<u32> = allowed_rank.iter().copied().take(40).collect();
                     sample(&allowed, &logits, temperature, seed, steps.len() as u64)
                 }
                 _ => best,
             };
-            let pick = |want: bool| -> Vec<(u32, String, f32)> {
-                order
-                    .iter()
-                    .filter(|&&i| ok(i) == want)
+            let pick = |rank: &[u32]| -> Vec<(u32, String, f32)> {
+                rank.iter()
                     .take(TOP)
                     .map(|&i| (i, label(i), logits[i as usize]))
                     .collect()
@@ -334,9 +346,9 @@ impl LocalLlm {
                 token: choice,
                 text: label(choice),
                 allowed: allowed.iter().filter(|a| **a).count(),
-                top_allowed: pick(true),
-                top_forbidden: pick(false),
-                unconstrained_agrees: order[0] == choice,
+                top_allowed: pick(&allowed_rank),
+                top_forbidden: pick(&forbidden_rank),
+                unconstrained_agrees: unmasked == choice,
                 forced,
             });
             if choice == eos {
@@ -400,4 +412,30 @@ impl Llm for LocalLlm {
             }
         })
     }
+}
+
+/// Tokens ranked for sampling and display: at least 40 (the sampler's candidates)
+/// and [`TOP`].
+const RANKED: usize = 64;
+
+/// Higher logit first, then the lower id: the order a stable sort of every id by
+/// logit gives, so a partial ranking picks exactly what a full one would.
+fn by_logit(logits: &[f32]) -> impl Fn(&u32, &u32) -> std::cmp::Ordering + '_ {
+    |a, b| {
+        logits[*b as usize]
+            .total_cmp(&logits[*a as usize])
+            .then(a.cmp(b))
+    }
+}
+
+/// The best `n` of `ids` by [`by_logit`], best first.
+pub fn ranked(logits: &[f32], ids: impl Iterator<Item = u32>, n: usize) -> Vec<u32> {
+    let cmp = by_logit(logits);
+    let mut v: Vec<u32> = ids.collect();
+    if v.len() > n {
+        v.select_nth_unstable_by(n, &cmp);
+        v.truncate(n);
+    }
+    v.sort_unstable_by(&cmp);
+    v
 }

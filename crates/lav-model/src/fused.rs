@@ -19,17 +19,11 @@
 //! Every step is exact but the roundings of the f32 multiply-adds: `d·q + m` is the
 //! stored weight, split into its scaled integer and its minimum.
 
-use crate::quant::{BlockQ4_1, BlockQ8_0, QK};
+// One horizontal sum for every kernel: the order of its additions is part of the result.
+use crate::quant::{BlockQ4_1, BlockQ8_0, QK, hsum8};
 
 /// Tokens per prefill tile: one decode of a weight block feeds this many dots.
 pub const TILE: usize = 8;
-
-/// The horizontal sum of 8 lanes, in the order `quant` uses too.
-#[inline(always)]
-pub fn hsum8(a: [f32; 8]) -> f32 {
-    let r = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
-    (r[0] + r[2]) + (r[1] + r[3])
-}
 
 /// Each block's sum of activations (`out[b] = Σ x[32b..32b+32]`), in a fixed order:
 /// lane `l` adds elements `l, l+8, l+16, l+24`, then [`hsum8`].
@@ -105,12 +99,7 @@ pub mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
 
-    #[inline(always)]
-    unsafe fn hsum(acc: __m256) -> f32 {
-        let mut a = [0f32; 8];
-        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), acc) };
-        hsum8(a)
-    }
+    use crate::quant::avx2::hsum;
 
     /// A Q4_1 block's 32 integers as four vectors of 8 f32 (elements 0–7, …, 24–31),
     /// and its scale and minimum broadcast.

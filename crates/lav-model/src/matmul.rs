@@ -230,13 +230,14 @@ impl QMatrix {
         let mut out = vec![0f32; n_tok * self.rows];
         let kernel = Kernel::detect();
         let tiles = kernel.fused_tiles();
-        let (rows, cols) = (self.rows, self.cols);
+        let cols = self.cols;
         let bpr = cols / QK;
         let groups = if tiles.is_some() { n_tok / TILE } else { 0 };
         let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
-        let ptr = OutPtr(out.as_mut_ptr());
+        let xs = |g: usize| std::array::from_fn(|i| xrow(TILE * g + i).as_ptr());
         match &self.data {
             QData::Q4_1(w) => {
+                let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
                 let mut sums = vec![0f32; n_tok * bpr];
                 sums.par_chunks_exact_mut(bpr)
                     .enumerate()
@@ -247,60 +248,72 @@ impl QMatrix {
                     .par_chunks_exact_mut(bpr * TILE)
                     .enumerate()
                     .for_each(|(g, p)| pack_sums(std::array::from_fn(|i| srow(TILE * g + i)), p));
-                let body = |r0: usize, r1: usize| {
-                    // SAFETY: (t, r) is written by this task only, and is in bounds.
-                    let put = |r: usize, t: usize, v: f32| unsafe { ptr.write(t * rows + r, v) };
-                    let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
-                    if let Some(tl) = tiles {
-                        for g in 0..groups {
-                            let xs = std::array::from_fn(|i| xrow(TILE * g + i).as_ptr());
-                            let sp = packed[g * bpr * TILE..].as_ptr();
-                            for r in r0..r1 {
-                                // SAFETY: tiles exist only after CPU feature detection;
-                                // the row, the tokens and the sums have `bpr` blocks.
-                                let v = unsafe { (tl.q4_1)(wrow(r).as_ptr(), xs, sp, bpr) };
-                                for (j, &y) in v.iter().enumerate() {
-                                    put(r, TILE * g + j, y);
-                                }
-                            }
-                        }
-                    }
-                    for r in r0..r1 {
-                        for t in TILE * groups..n_tok {
-                            put(r, t, kernel.fused_q4_1(wrow(r), xrow(t), srow(t)));
-                        }
-                    }
-                };
-                par_tasks(rows, body);
+                self.run_tiled(
+                    n_tok,
+                    groups,
+                    &mut out,
+                    // SAFETY: tiles exist only after CPU feature detection; the row,
+                    // the tokens and the packed sums have `bpr` blocks.
+                    |r, g| unsafe {
+                        let tl = tiles.expect("groups are only formed with tiles");
+                        (tl.q4_1)(
+                            wrow(r).as_ptr(),
+                            xs(g),
+                            packed[g * bpr * TILE..].as_ptr(),
+                            bpr,
+                        )
+                    },
+                    |r, t| kernel.fused_q4_1(wrow(r), xrow(t), srow(t)),
+                );
             }
             QData::Q8_0(w) => {
-                let body = |r0: usize, r1: usize| {
-                    // SAFETY: (t, r) is written by this task only, and is in bounds.
-                    let put = |r: usize, t: usize, v: f32| unsafe { ptr.write(t * rows + r, v) };
-                    let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
-                    if let Some(tl) = tiles {
-                        for g in 0..groups {
-                            let xs = std::array::from_fn(|i| xrow(TILE * g + i).as_ptr());
-                            for r in r0..r1 {
-                                // SAFETY: as above.
-                                let v = unsafe { (tl.q8_0)(wrow(r).as_ptr(), xs, bpr) };
-                                for (j, &y) in v.iter().enumerate() {
-                                    put(r, TILE * g + j, y);
-                                }
-                            }
-                        }
-                    }
-                    for r in r0..r1 {
-                        for t in TILE * groups..n_tok {
-                            put(r, t, kernel.fused_q8_0(wrow(r), xrow(t)));
-                        }
-                    }
-                };
-                par_tasks(rows, body);
+                let wrow = |r: usize| &w[r * bpr..(r + 1) * bpr];
+                self.run_tiled(
+                    n_tok,
+                    groups,
+                    &mut out,
+                    // SAFETY: as above, without sums.
+                    |r, g| unsafe {
+                        let tl = tiles.expect("groups are only formed with tiles");
+                        (tl.q8_0)(wrow(r).as_ptr(), xs(g), bpr)
+                    },
+                    |r, t| kernel.fused_q8_0(wrow(r), xrow(t)),
+                );
             }
             QData::F32(w) => self.run_f32(w, x, n_tok, &mut out, cols),
         }
         out
+    }
+
+    /// Fills `out[t * rows + r]` for every row and token: the first `groups × TILE`
+    /// tokens through `tile(r, g)`, the rest one at a time through `one(r, t)`. Both
+    /// formats share this loop so that their order of work cannot drift apart.
+    fn run_tiled(
+        &self,
+        n_tok: usize,
+        groups: usize,
+        out: &mut [f32],
+        tile: impl Fn(usize, usize) -> [f32; TILE] + Sync,
+        one: impl Fn(usize, usize) -> f32 + Sync,
+    ) {
+        let rows = self.rows;
+        let ptr = OutPtr(out.as_mut_ptr());
+        par_tasks(rows, |r0, r1| {
+            // SAFETY: (t, r) is written by this task only, and is in bounds.
+            let put = |r: usize, t: usize, v: f32| unsafe { ptr.write(t * rows + r, v) };
+            for g in 0..groups {
+                for r in r0..r1 {
+                    for (j, &y) in tile(r, g).iter().enumerate() {
+                        put(r, TILE * g + j, y);
+                    }
+                }
+            }
+            for r in r0..r1 {
+                for t in TILE * groups..n_tok {
+                    put(r, t, one(r, t));
+                }
+            }
+        });
     }
 }
 

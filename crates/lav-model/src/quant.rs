@@ -206,7 +206,7 @@ pub fn quantize_weights_q8_0(x: &[f32]) -> Vec<BlockQ8_0> {
 
 /// The horizontal sum llama.cpp's `hsum_float_8` does, in its order.
 #[inline(always)]
-fn hsum8(a: [f32; 8]) -> f32 {
+pub(crate) fn hsum8(a: [f32; 8]) -> f32 {
     let r = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
     (r[0] + r[2]) + (r[1] + r[3])
 }
@@ -271,7 +271,7 @@ pub mod avx2 {
     use std::arch::x86_64::*;
 
     #[inline(always)]
-    unsafe fn hsum(acc: __m256) -> f32 {
+    pub(crate) unsafe fn hsum(acc: __m256) -> f32 {
         let mut a = [0f32; 8];
         unsafe { _mm256_storeu_ps(a.as_mut_ptr(), acc) };
         hsum8(a)

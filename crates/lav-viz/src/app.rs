@@ -25,11 +25,27 @@ use bevy_egui::{
 };
 use lav_lab::{ControlKind, Session, Value, Values};
 use lav_scene::{Rgb, Scene};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Frames a later step of `--screenshot-all` settles before it is shot (the first waits
-/// longer, for the pipelines to compile).
-const STEP_SETTLE: u32 = 12;
+/// Frames a step of `--screenshot-all` waits, once its camera has arrived and no
+/// pipeline is compiling, before it is shot (the first waits longer).
+const STEP_SETTLE: u32 = 3;
+
+/// Render pipelines still compiling (a step's first heatmap, say), counted in the
+/// render world every frame: a screenshot waits until there are none, so what it
+/// shows is the step fully drawn, not the frame count that happened to suffice.
+#[derive(Resource, Clone, Default)]
+struct PendingPipelines(Arc<AtomicUsize>);
+
+fn count_pending(
+    cache: Res<bevy::render::render_resource::PipelineCache>,
+    pending: Res<PendingPipelines>,
+) {
+    pending
+        .0
+        .store(cache.waiting_pipelines().count(), Ordering::Relaxed);
+}
 
 /// How long the camera takes to reach a step's pose.
 const TRANSITION: f32 = 0.3;
@@ -228,53 +244,62 @@ pub fn run(session: Session, opts: Options) -> Outcome {
                 }),
         )
         .add_plugins(EguiPlugin::default())
-        .add_plugins(MaterialPlugin::<HeatmapMaterial>::default())
-        .insert_resource(Lab {
-            session: Mutex::new(session),
-            plan: opts.plan,
-            params: opts.params,
-            layout: Layout::default(),
-            scene: Scene::new(),
-            arrangement: None,
-            views: Plan::default(),
-            link: Link::default(),
-            step_id: "",
-            values: Values::default(),
-            fitted: None,
-            error: None,
-            dirty: true,
-            step_changed: true,
-            heat_materials: vec![],
-            built: false,
-        })
-        .insert_resource(Job {
-            mode: opts.mode,
-            settle,
-            state: JobState::Settling,
-            outcome: outcome.clone(),
-            frame_ms: vec![],
-            empty_ms: vec![],
-        })
-        .init_resource::<Orbit>()
-        .init_resource::<Hover>()
-        .init_resource::<Labels>()
-        .add_systems(Startup, setup)
-        .add_systems(
-            Update,
-            (
-                software_msaa,
-                poll_background,
-                rebuild,
-                refit,
-                keys,
-                orbit_input,
-                animate_camera,
-                hover,
-                job,
-            )
-                .chain(),
+        .add_plugins(MaterialPlugin::<HeatmapMaterial>::default());
+    // The render world reports how many pipelines are still compiling.
+    let pending = PendingPipelines::default();
+    app.insert_resource(pending.clone());
+    if let Some(render) = app.get_sub_app_mut(bevy::render::RenderApp) {
+        render.insert_resource(pending).add_systems(
+            bevy::render::Render,
+            count_pending.in_set(bevy::render::RenderSystems::Cleanup),
+        );
+    }
+    app.insert_resource(Lab {
+        session: Mutex::new(session),
+        plan: opts.plan,
+        params: opts.params,
+        layout: Layout::default(),
+        scene: Scene::new(),
+        arrangement: None,
+        views: Plan::default(),
+        link: Link::default(),
+        step_id: "",
+        values: Values::default(),
+        fitted: None,
+        error: None,
+        dirty: true,
+        step_changed: true,
+        heat_materials: vec![],
+        built: false,
+    })
+    .insert_resource(Job {
+        mode: opts.mode,
+        settle,
+        state: JobState::Settling,
+        outcome: outcome.clone(),
+        frame_ms: vec![],
+        empty_ms: vec![],
+    })
+    .init_resource::<Orbit>()
+    .init_resource::<Hover>()
+    .init_resource::<Labels>()
+    .add_systems(Startup, setup)
+    .add_systems(
+        Update,
+        (
+            software_msaa,
+            poll_background,
+            rebuild,
+            refit,
+            keys,
+            orbit_input,
+            animate_camera,
+            hover,
+            job,
         )
-        .add_systems(EguiPrimaryContextPass, panel);
+            .chain(),
+    )
+    .add_systems(EguiPrimaryContextPass, panel);
     app.run();
     outcome.lock().expect("outcome").clone()
 }
@@ -283,10 +308,18 @@ fn setup(
     mut commands: Commands,
     mut meshes: ResMut<Assets<Mesh>>,
     mut egui_settings: ResMut<EguiGlobalSettings>,
+    job: Res<Job>,
 ) {
     // egui gets its own camera over the whole window; the 3-D camera's viewport is
     // then only the part right of the panel, and egui's coordinates stay the window's.
     egui_settings.auto_create_primary_context = false;
+    // Screenshots and benchmarks show the step as authored: Xvfb's pointer rests at
+    // the screen's centre, and egui would open (and fade in) a tooltip under it.
+    if !matches!(job.mode, Mode::Interactive) {
+        let input = &mut egui_settings.input_system_settings;
+        input.run_write_window_pointer_moved_messages = false;
+        input.run_write_pointer_button_messages = false;
+    }
     commands.spawn((
         PrimaryEguiContext,
         Camera2d,
@@ -1092,6 +1125,8 @@ fn job(
     cam: Query<(&Camera, &GlobalTransform), With<MainCamera>>,
     adapter: Option<Res<bevy::render::renderer::RenderAdapterInfo>>,
     msaa: Query<&Msaa, With<MainCamera>>,
+    orbit: Res<Orbit>,
+    pending: Res<PendingPipelines>,
 ) {
     if matches!(job.mode, Mode::Interactive) || job.state == JobState::Done {
         return;
@@ -1109,6 +1144,12 @@ fn job(
         JobState::Settling => {
             // A step still computing in the background is not the picture asked for.
             if lab.session.lock().expect("session").busy() {
+                return;
+            }
+            // Nor is a camera still moving to the step's pose, or a mesh whose
+            // pipeline is still compiling: the quiet frames start over after either.
+            if orbit.anim.is_some() || pending.0.load(Ordering::Relaxed) > 0 {
+                job.settle = job.settle.max(STEP_SETTLE);
                 return;
             }
             if job.settle > 0 {

@@ -133,7 +133,27 @@ struct Quantization {
     table: Job<TableKey, FormatsTable>,
     /// The stored model's scores, computed once and shared with every job.
     reference: Arc<Mutex<Option<Arc<Scores>>>>,
-    job: Job<ModelKey, (Arc<Scores>, Scores)>,
+    job: Job<ModelKey, Compared>,
+}
+
+/// The stored model and a re-quantized one side by side, with everything the model
+/// step shows computed in the job: a control change then only lays the scene out.
+struct Compared {
+    stored: Arc<Scores>,
+    quant: Scores,
+    kl_next: f64,
+    kl_held: f64,
+    /// The eight most likely next tokens and their probabilities.
+    top_stored: Vec<(u32, f32)>,
+    top_quant: Vec<(u32, f32)>,
+}
+
+/// The `n` most likely tokens after `logits`, most likely first.
+fn top_tokens(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let p = softmax(logits);
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
+    idx.iter().take(n).map(|&i| (i as u32, p[i])).collect()
 }
 
 impl LabState for Quantization {
@@ -611,7 +631,8 @@ impl Quantization {
             self.model_name.clone(),
         );
         let lbl = label.clone();
-        let work = move |p: &Progress| -> Result<(Arc<Scores>, Scores)> {
+        let vocab = self.model.config.vocab_size;
+        let work = move |p: &Progress| -> Result<Compared> {
             let cached = reference.lock().expect("reference").clone();
             let r = match cached.filter(|r| r.label == format!("{name}|{:?}", ids)) {
                 Some(r) => r,
@@ -657,7 +678,14 @@ impl Quantization {
                 s.bits_per_weight = bits / params;
                 s.bytes = (bits / 8.0) as usize;
             }
-            Ok((r, s))
+            Ok(Compared {
+                kl_next: kl_divergence(&r.next_logits, &s.next_logits),
+                kl_held: mean_kl(&r.heldout_logits, &s.heldout_logits, vocab),
+                top_stored: top_tokens(&r.next_logits, 8),
+                top_quant: top_tokens(&s.next_logits, 8),
+                stored: r,
+                quant: s,
+            })
         };
         if let State::Running(p) = self.job.get(&key, work)? {
             scene.push(progress_item(
@@ -667,20 +695,19 @@ impl Quantization {
             ));
             return Ok(scene);
         }
-        let (r, s) = self.job.ready(&key).expect("ready");
+        let c = self.job.ready(&key).expect("ready");
+        let (r, s) = (&c.stored, &c.quant);
         let computed_in = match q {
             Some(_) => "candle's quantized kernels (lav's for Q8_0 and Q4_1)".to_string(),
             None => format!(
                 "f32 copies of the {label} values (candle's GEMM); bits and bytes are what {label} would store"
             ),
         };
-        let vocab = self.model.config.vocab_size;
         let stored = self.model.stored_formats();
         let what_if = Provenance::what_if(format!(
             "every matrix re-quantized to {label} on this machine; the model ships as {stored}"
         ));
-        let kl_next = kl_divergence(&r.next_logits, &s.next_logits);
-        let kl_held = mean_kl(&r.heldout_logits, &s.heldout_logits, vocab);
+        let (kl_next, kl_held) = (c.kl_next, c.kl_held);
         scene.push(table(
             "consequences",
             &format!(
@@ -727,19 +754,9 @@ impl Quantization {
                 ],
             ],
         ));
-        let top = |l: &[f32], role: Role| -> Vec<Bar> {
-            let p = softmax(l);
-            let mut idx: Vec<usize> = (0..p.len()).collect();
-            idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
-            idx[..8]
-                .iter()
-                .map(|&i| {
-                    bar(
-                        show_bytes(&self.tokenizer.token_bytes(i as u32)),
-                        p[i] as f64,
-                        role,
-                    )
-                })
+        let top = |t: &[(u32, f32)], role: Role| -> Vec<Bar> {
+            t.iter()
+                .map(|&(i, p)| bar(show_bytes(&self.tokenizer.token_bytes(i)), p as f64, role))
                 .collect()
         };
         scene.push(bars(
@@ -747,14 +764,14 @@ impl Quantization {
             "Next token, stored model",
             prov.clone(),
             "probability",
-            top(&r.next_logits, Role::Vocab),
+            top(&c.top_stored, Role::Vocab),
         ));
         scene.push(bars(
             "next_quant",
             &format!("Next token, {}", label),
             what_if.clone(),
             "probability",
-            top(&s.next_logits, Role::WhatIf),
+            top(&c.top_quant, Role::WhatIf),
         ));
         let (a, b) = (
             self.tokenizer.decode(&r.greedy).lab()?,

@@ -318,16 +318,7 @@ impl LocalLlm {
                 break;
             };
             // The token the model would have chosen without the mask.
-            let unmasked = match (allowed_rank.first(), forbidden_rank.first()) {
-                (Some(&a), Some(&f)) => {
-                    if by_logit(&logits)(&a, &f).is_le() {
-                        a
-                    } else {
-                        f
-                    }
-                }
-                (a, f) => *a.or(f).expect("a vocabulary"),
-            };
+            let unmasked = lav_model::sampler::argmax(&logits).0;
             let choice = match self.sampling {
                 // Near the budget the reply must close: no sampling there.
                 Some((temperature, seed)) if !forced => {
@@ -418,24 +409,19 @@ impl Llm for LocalLlm {
 /// and [`TOP`].
 const RANKED: usize = 64;
 
-/// Higher logit first, then the lower id: the order a stable sort of every id by
-/// logit gives, so a partial ranking picks exactly what a full one would.
-fn by_logit(logits: &[f32]) -> impl Fn(&u32, &u32) -> std::cmp::Ordering + '_ {
-    |a, b| {
+/// The best `n` of `ids` by logit, best first; ties go to the lower id, as in a
+/// stable sort of every id by logit, so a partial ranking picks what a full one would.
+pub fn ranked(logits: &[f32], ids: impl Iterator<Item = u32>, n: usize) -> Vec<u32> {
+    let cmp = |a: &u32, b: &u32| {
         logits[*b as usize]
             .total_cmp(&logits[*a as usize])
             .then(a.cmp(b))
-    }
-}
-
-/// The best `n` of `ids` by [`by_logit`], best first.
-pub fn ranked(logits: &[f32], ids: impl Iterator<Item = u32>, n: usize) -> Vec<u32> {
-    let cmp = by_logit(logits);
+    };
     let mut v: Vec<u32> = ids.collect();
     if v.len() > n {
-        v.select_nth_unstable_by(n, &cmp);
+        v.select_nth_unstable_by(n, cmp);
         v.truncate(n);
     }
-    v.sort_unstable_by(&cmp);
+    v.sort_unstable_by(cmp);
     v
 }

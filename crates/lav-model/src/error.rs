@@ -19,6 +19,10 @@ pub enum ModelError {
     Sampling(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A batched step the engine described wrongly (a block table too short, a
+    /// block outside the pool): a bug in the caller, reported rather than a panic.
+    #[error("invalid batch: {0}")]
+    Batch(String),
     /// A model could not be had (fetched, resolved): the loader's one-line reason.
     #[error("{0}")]
     Load(String),

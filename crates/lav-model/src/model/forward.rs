@@ -1,10 +1,11 @@
 //! The forward pass: tokens through the layers into the KV cache, with optional
 //! capture of every intermediate.
 
-use super::{Layer, Llama, Logits, NormPlacement};
+use super::{BatchSeq, Layer, Llama, Logits, NormPlacement};
 use crate::capture::{Capture, LayerCapture};
 use crate::error::{ModelError, Result};
 use crate::kv_cache::KvCache;
+use crate::kv_pool::KvPool;
 use crate::ops;
 use candle_core::Tensor;
 
@@ -179,6 +180,101 @@ impl Llama {
             c.logits = Some(self.tensor(&out, &[rows, cfg.vocab_size])?);
         }
         Ok((out, rows))
+    }
+
+    /// One step of the serving engine: every sequence's new positions in one pass.
+    /// The matmuls run over all the step's rows at once (one weight read for the
+    /// batch); RoPE, the K/V writes and attention go sequence by sequence, through
+    /// each one's block table in `pool`. Returns the last position's logits of each
+    /// sequence that asks for them, in order.
+    ///
+    /// Batch invariance: every row's arithmetic is the same whatever else is in the
+    /// batch (the kernels compute each row in a fixed order), so a sequence's logits
+    /// are bit for bit those of [`Llama::forward`] on it alone.
+    pub fn forward_batch(&self, seqs: &[BatchSeq<'_>], pool: &mut KvPool) -> Result<Vec<Vec<f32>>> {
+        let cfg = &self.config;
+        let (h, nh, nkv, hd) = (
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.head_dim,
+        );
+        let (qd, kd) = (nh * hd, nkv * hd);
+        let eps = cfg.rms_norm_eps;
+        for s in seqs {
+            let end = s.start + s.tokens.len();
+            if s.tokens.is_empty() {
+                return Err(ModelError::Batch("a sequence with no new tokens".into()));
+            }
+            if end > cfg.context_length {
+                return Err(ModelError::ContextOverflow {
+                    tokens: end,
+                    context: cfg.context_length,
+                });
+            }
+            pool.check_table(s.block_table, end)?;
+        }
+        let tokens: Vec<u32> = seqs.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        let n = tokens.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut x = self.embed_rows(&tokens)?;
+        for (li, layer) in self.layers.iter().enumerate() {
+            let xn = ops::rms_norm(&x, &layer.attn_norm, eps);
+            let qkv = layer.wqkv.forward(&xn, n, self.activations)?;
+            let mut attn = Vec::with_capacity(n * qd);
+            let mut rows = qkv.chunks_exact(qd + 2 * kd);
+            for s in seqs {
+                let l = s.tokens.len();
+                let (mut q, mut k, mut v) = (
+                    Vec::with_capacity(l * qd),
+                    Vec::with_capacity(l * kd),
+                    Vec::with_capacity(l * kd),
+                );
+                for row in rows.by_ref().take(l) {
+                    q.extend_from_slice(&row[..qd]);
+                    k.extend_from_slice(&row[qd..qd + kd]);
+                    v.extend_from_slice(&row[qd + kd..]);
+                }
+                ops::rope(&mut q, hd, s.start, &self.cos, &self.sin, qd);
+                ops::rope(&mut k, hd, s.start, &self.cos, &self.sin, kd);
+                pool.write(li, s.block_table, s.start, &k, &v);
+                let (k_all, v_all) = pool.gather(li, s.block_table, s.start + l);
+                let shape = ops::AttnShape {
+                    tokens: l,
+                    pos: s.start,
+                    heads: nh,
+                    kv_heads: nkv,
+                    head_dim: hd,
+                };
+                attn.extend(ops::attention(&q, &k_all, &v_all, shape, None));
+            }
+            let out = layer.wo.forward(&attn, n, self.activations)?;
+            add_in_place(&mut x, &out);
+            let xn2 = ops::rms_norm(&x, &layer.ffn_norm, eps);
+            let (_, _, mlp_out) = self.mlp_block(layer, &xn2, n)?;
+            add_in_place(&mut x, &mlp_out);
+        }
+        // Each sampling sequence's last row, through the final norm and the head.
+        let mut last = Vec::new();
+        let mut row = 0;
+        for s in seqs {
+            row += s.tokens.len();
+            if s.logits {
+                last.extend_from_slice(&x[(row - 1) * h..row * h]);
+            }
+        }
+        let rows = last.len() / h;
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let normed = ops::rms_norm(&last, &self.final_norm, eps);
+        let out = self.lm_head.forward(&normed, rows, self.activations)?;
+        Ok(out
+            .chunks_exact(cfg.vocab_size)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 
     /// Self-attention on normed rows `xn` of the call described by `shape`: projects

@@ -52,6 +52,17 @@ pub struct Llama {
     device: Device,
 }
 
+/// One sequence's part of a batched step ([`Llama::forward_batch`]): its new
+/// `tokens` at positions `start..`, where its K/V live (`block_table`, blocks of the
+/// pool), and whether to return logits for its last position.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchSeq<'a> {
+    pub tokens: &'a [u32],
+    pub start: usize,
+    pub block_table: &'a [u32],
+    pub logits: bool,
+}
+
 /// Which positions get logits from a forward call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {

@@ -6,7 +6,8 @@
 //! sharing, copy-on-write) and [`scheduler`] (continuous and static batching, chunked
 //! prefill, preemption by recompute), [`metrics`] (TTFT, TPOT, ITL, E2E, goodput,
 //! Prometheus text), [`workload`] (seeded Poisson arrivals, JSONL replay) and [`sim`]
-//! (the scheduler on a GPU's simulated clock); the batched runner comes next.
+//! (the scheduler on a GPU's simulated clock) and [`runner`] (its batches on the real
+//! model through a paged K/V pool, on the measured clock).
 //!
 //! May depend on `lav-model`, `lav-gpusim` (the simulated clock), serde, thiserror and
 //! rand; never on a lab, a renderer or the network.
@@ -14,6 +15,7 @@
 pub mod block_manager;
 pub mod generate;
 pub mod metrics;
+pub mod runner;
 pub mod scheduler;
 pub mod sequence;
 pub mod sim;

@@ -7,7 +7,9 @@ use crate::{Global, resolve};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use lav_model::sampler::argmax;
-use lav_model::{Capture, ChatMessage, Llama, Logits, Tokenizer, WeightFormat, chat_prompt};
+use lav_model::{
+    BatchSeq, Capture, ChatMessage, KvPool, Llama, Logits, Tokenizer, WeightFormat, chat_prompt,
+};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -45,6 +47,11 @@ pub struct BenchArgs {
     /// Frames timed for --frames.
     #[arg(long, default_value_t = 120)]
     count: u32,
+    /// Time batched decode instead: this many sequences stepping together through the
+    /// serving engine's batched forward (a comma list, e.g. `1,4,8`), --decode steps
+    /// each; tokens/s against batch 1.
+    #[arg(long, value_delimiter = ',', value_name = "SIZES")]
+    batch: Vec<usize>,
     #[arg(long)]
     json: bool,
 }
@@ -125,6 +132,9 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
         return crate::lab_cmd::bench_frames(g, format, lab, a.step.as_deref(), a.count, a.json);
     }
     let (model, tok) = resolve::model(g, format)?;
+    if !a.batch.is_empty() {
+        return batch_decode(&model, &tok, &a);
+    }
     let prompt = tok.encode(&chat_prompt(
         &[ChatMessage::new("user", ROBOT_PROMPT)],
         true,
@@ -203,6 +213,109 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
                 c.prefill_ratio, c.decode_ratio
             );
         }
+    }
+    Ok(())
+}
+
+/// Chat prompts for the batched decode: one per sequence (cycled past eight).
+const BATCH_PROMPTS: [&str; 8] = [
+    ROBOT_PROMPT,
+    "What is the capital of France?",
+    "Explain in one paragraph why the sky is blue.",
+    "Write a haiku about the sea.",
+    "List three uses of a paper clip.",
+    "How do plants make food?",
+    "Describe a cat to someone who has never seen one.",
+    "What makes a good cup of tea?",
+];
+
+#[derive(Serialize)]
+struct BatchRow {
+    batch: usize,
+    steps: usize,
+    seconds: f64,
+    tok_s: f64,
+    /// Tokens/s over batch 1's (when batch 1 was measured).
+    vs_batch_1: Option<f64>,
+}
+
+/// Decode tokens/s with `b` sequences stepping together: each step is one
+/// `forward_batch` over the paged pool, one new position per sequence.
+fn batch_decode_once(model: &Llama, prompts: &[Vec<u32>], b: usize, n: usize) -> Result<f64> {
+    const BS: usize = 16;
+    let ps: Vec<&[u32]> = (0..b).map(|i| &prompts[i % prompts.len()][..]).collect();
+    let per = (ps.iter().map(|p| p.len()).max().unwrap_or(0) + n + 1).div_ceil(BS);
+    let mut pool = KvPool::new(&model.config, b * per, BS);
+    let tables: Vec<Vec<u32>> = (0..b)
+        .map(|i| ((i * per) as u32..((i + 1) * per) as u32).collect())
+        .collect();
+    fn seq<'a>(tokens: &'a [u32], start: usize, block_table: &'a [u32]) -> BatchSeq<'a> {
+        BatchSeq {
+            tokens,
+            start,
+            block_table,
+            logits: true,
+        }
+    }
+    let first: Vec<BatchSeq> = ps.iter().zip(&tables).map(|(p, t)| seq(p, 0, t)).collect();
+    let out = model.forward_batch(&first, &mut pool)?;
+    let mut next: Vec<[u32; 1]> = out.iter().map(|l| [argmax(l).0]).collect();
+    let mut pos: Vec<usize> = ps.iter().map(|p| p.len()).collect();
+    let t = Instant::now();
+    for _ in 0..n {
+        let out = {
+            let step: Vec<BatchSeq> = (0..b).map(|i| seq(&next[i], pos[i], &tables[i])).collect();
+            model.forward_batch(&step, &mut pool)?
+        };
+        next = out.iter().map(|l| [argmax(l).0]).collect();
+        pos.iter_mut().for_each(|p| *p += 1);
+    }
+    Ok((b * n) as f64 / t.elapsed().as_secs_f64())
+}
+
+fn batch_decode(model: &Llama, tok: &Tokenizer, a: &BenchArgs) -> Result<()> {
+    let prompts: Vec<Vec<u32>> = BATCH_PROMPTS
+        .iter()
+        .map(|m| tok.encode(&chat_prompt(&[ChatMessage::new("user", m)], true)))
+        .collect::<std::result::Result<_, _>>()?;
+    let n = a.decode;
+    let mut rows: Vec<BatchRow> = Vec::new();
+    for &b in &a.batch {
+        anyhow::ensure!(b >= 1, "--batch sizes are 1 or more");
+        let tok_s = best(a.repeats, || {
+            Ok(1.0 / batch_decode_once(model, &prompts, b, n)?)
+        })?;
+        let tok_s = 1.0 / tok_s;
+        rows.push(BatchRow {
+            batch: b,
+            steps: n,
+            seconds: (b * n) as f64 / tok_s,
+            tok_s,
+            vs_batch_1: None,
+        });
+    }
+    if let Some(one) = rows.iter().find(|r| r.batch == 1).map(|r| r.tok_s) {
+        rows.iter_mut()
+            .for_each(|r| r.vs_batch_1 = Some(r.tok_s / one));
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({ "model": model.config.name, "activations": model.activations.label(), "threads": lav_model::threads(), "batch_decode": rows })
+        );
+        return Ok(());
+    }
+    println!(
+        "{} | {} | {} threads | {n} decode steps per sequence, best of {}",
+        model.config.name,
+        model.activations.label(),
+        lav_model::threads(),
+        a.repeats.max(1)
+    );
+    println!("batch   tok/s   vs batch 1");
+    for r in &rows {
+        let ratio = r.vs_batch_1.map(|x| format!("{x:.2}x")).unwrap_or_default();
+        println!("{:>5} {:>8.1}   {ratio}", r.batch, r.tok_s);
     }
     Ok(())
 }

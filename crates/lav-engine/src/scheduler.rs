@@ -246,8 +246,13 @@ impl Scheduler {
             Policy::Static => self.running.is_empty(),
         };
         if admit {
+            // A static batch is formed by its slots: it takes as many requests as fit
+            // the slots and the pool, and prefills them over the next steps if one
+            // step's budget cannot hold them all. Continuous batching admits only
+            // what this step can start on.
+            let by_slots = self.cfg.policy == Policy::Static;
             while let Some(s) = self.waiting.front() {
-                if self.running.len() >= self.cfg.max_num_seqs || budget == 0 {
+                if self.running.len() >= self.cfg.max_num_seqs || (budget == 0 && !by_slots) {
                     break;
                 }
                 if !self.bm.can_allocate(s.tokens()) {
@@ -255,7 +260,7 @@ impl Scheduler {
                 }
                 // Without chunking a prompt needs the whole budget it would use; the
                 // cache's share is not known until allocation, so count it all.
-                if !self.cfg.chunked_prefill && s.tokens().len() > budget {
+                if !by_slots && !self.cfg.chunked_prefill && s.tokens().len() > budget {
                     break;
                 }
                 let mut s = self.waiting.pop_front().expect("front exists");
@@ -265,13 +270,15 @@ impl Scheduler {
                     .expect("checked by can_allocate");
                 s.start(a.cached_tokens).expect("waiting or preempted");
                 let len = s.uncomputed().min(budget);
-                budget -= len;
-                batch.chunks.push(Chunk {
-                    seq: s.id(),
-                    start: s.computed(),
-                    len,
-                    samples: s.computed() + len == s.tokens().len(),
-                });
+                if len > 0 && (self.cfg.chunked_prefill || len == s.uncomputed()) {
+                    budget -= len;
+                    batch.chunks.push(Chunk {
+                        seq: s.id(),
+                        start: s.computed(),
+                        len,
+                        samples: s.computed() + len == s.tokens().len(),
+                    });
+                }
                 self.running.push(s);
             }
         }

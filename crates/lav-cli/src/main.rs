@@ -4,8 +4,10 @@
 mod agent_cmd;
 mod bench;
 mod lab_cmd;
+mod load_cmd;
 mod mcp_cmd;
 mod resolve;
+mod serve_cmd;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -109,6 +111,12 @@ enum Command {
     Agent(agent_cmd::AgentArgs),
     /// Show recorded agent runs.
     Trace(agent_cmd::TraceArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API (continuous batching over
+    /// a paged KV cache).
+    Serve(serve_cmd::ServeArgs),
+    /// Load an OpenAI-compatible server (lav serve, vLLM, SGLang, llama-server) and
+    /// print TTFT/TPOT/ITL percentiles, throughput and goodput.
+    Load(load_cmd::LoadArgs),
 }
 
 #[derive(Args)]
@@ -345,6 +353,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Mcp(a) => mcp_cmd::mcp(&g, format, a),
         Command::Agent(a) => agent_cmd::agent(&g, format, a),
         Command::Trace(a) => agent_cmd::trace(a),
+        Command::Serve(a) => serve_cmd::serve(&g, format, a),
+        Command::Load(a) => load_cmd::load(a),
     }
 }
 

@@ -49,11 +49,13 @@ if [[ ! -x "$SERVER" ]]; then
     [[ -x "$DIR/venv/bin/python" ]] || python3 -m venv "$DIR/venv"
     "$DIR/venv/bin/python" -m pip install -q "cmake==$CMAKE_VERSION"
     rm -rf "$DIR/sdist" && mkdir -p "$DIR/sdist"
-    python3 -m pip download -q --no-deps --no-binary :all: -d "$DIR/sdist" "llama-cpp-python==$LLAMACPP_PY_VERSION"
+    python3 -m pip download -q --no-deps --no-binary llama-cpp-python -d "$DIR/sdist" "llama-cpp-python==$LLAMACPP_PY_VERSION"
     tar -xzf "$DIR"/sdist/llama_cpp_python-*.tar.gz -C "$DIR/sdist"
     SRC="$(echo "$DIR"/sdist/llama_cpp_python-*/vendor/llama.cpp)"
-    "$DIR/venv/bin/cmake" -S "$SRC" -B "$DIR/build" "${FLAGS[@]}" >/dev/null
-    "$DIR/venv/bin/cmake" --build "$DIR/build" --target llama-server -j "$(nproc)" >/dev/null
+    # The compiler's warnings go to a log; a failed build shows its end.
+    { "$DIR/venv/bin/cmake" -S "$SRC" -B "$DIR/build" "${FLAGS[@]}" &&
+      "$DIR/venv/bin/cmake" --build "$DIR/build" --target llama-server -j "$(nproc)"; } >"$DIR/build.log" 2>&1 ||
+        { tail -n 30 "$DIR/build.log" >&2; echo "error: the llama-server build failed (log: $DIR/build.log)" >&2; exit 1; }
 fi
 echo "llama-server build flags: ${FLAGS[*]}" >&2
 

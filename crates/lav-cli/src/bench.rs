@@ -4,7 +4,7 @@
 //! the same file in the same process as a reference.
 
 use crate::{Global, resolve};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use lav_model::sampler::argmax;
 use lav_model::{
@@ -343,21 +343,61 @@ struct ServingRun {
 }
 
 /// One workload through the engine under `policy`, timed on this machine.
-fn serve_once(
-    model: &std::sync::Arc<Llama>,
-    reqs: &[(Vec<u32>, usize)],
-    policy: lav_engine::scheduler::Policy,
-) -> Result<ServingRun> {
-    use lav_engine::scheduler::SchedulerConfig;
-    use lav_engine::sequence::{SamplingParams, Sequence};
-    let cfg = SchedulerConfig {
+/// The engine configuration both clocks of `--serving` use.
+fn serving_config(policy: lav_engine::scheduler::Policy) -> lav_engine::scheduler::SchedulerConfig {
+    lav_engine::scheduler::SchedulerConfig {
         policy,
         max_num_seqs: 8,
         max_num_batched_tokens: 256,
         num_blocks: 256,
         block_size: 16,
         chunked_prefill: true,
+    }
+}
+
+/// The same requests through the same scheduler on the simulated clock: Llama-3-8B
+/// in bf16 on an H100 from the hardware table. Output tokens per second of each
+/// policy.
+fn serving_simulated(reqs: &[(Vec<u32>, usize)]) -> Result<(String, [f64; 2])> {
+    use lav_engine::scheduler::Policy;
+    let dir = lav_lab::labs_dir()?;
+    let model = lav_gpusim::model_configs(&dir)?
+        .into_iter()
+        .find(|m| m.id == "llama-3-8b")
+        .context("labs/data/model-configs.toml has no llama-3-8b")?;
+    let cost = lav_gpusim::step_cost::StepModel::bf16(model, lav_gpusim::gpu(&dir, "h100")?);
+    let label = format!("{} bf16 on {}", cost.model.name, cost.gpu.label());
+    let wl: Vec<lav_engine::workload::Request> = reqs
+        .iter()
+        .enumerate()
+        .map(|(i, (p, m))| lav_engine::workload::Request {
+            id: i as u64,
+            arrival: 0.0,
+            prompt: None,
+            prompt_tokens: p.len(),
+            max_tokens: *m,
+        })
+        .collect();
+    let rate = |policy| -> Result<f64> {
+        let run = lav_engine::sim::simulate(&wl, serving_config(policy), &cost)?;
+        let end = run
+            .requests
+            .iter()
+            .filter_map(|r| r.finish)
+            .fold(0.0, f64::max);
+        let out: usize = run.requests.iter().map(|r| r.tokens.len()).sum();
+        Ok(out as f64 / end)
     };
+    Ok((label, [rate(Policy::Static)?, rate(Policy::Continuous)?]))
+}
+
+fn serve_once(
+    model: &std::sync::Arc<Llama>,
+    reqs: &[(Vec<u32>, usize)],
+    policy: lav_engine::scheduler::Policy,
+) -> Result<ServingRun> {
+    use lav_engine::sequence::{SamplingParams, Sequence};
+    let cfg = serving_config(policy);
     let bs = cfg.block_size;
     let mut r = lav_engine::runner::Runner::new(model.clone(), cfg);
     for (i, (p, m)) in reqs.iter().enumerate() {
@@ -432,10 +472,13 @@ fn serving(model: std::sync::Arc<Llama>, tok: &Tokenizer, json: bool) -> Result<
         serve_once(&model, &reqs, Policy::Continuous)?,
     ];
     let ratio = runs[1].tok_s / runs[0].tok_s;
+    let (sim_label, sim) = serving_simulated(&reqs)?;
     if json {
         println!(
             "{}",
-            serde_json::json!({ "runs": runs, "continuous_over_static": ratio })
+            serde_json::json!({ "runs": runs, "continuous_over_static": ratio,
+                "simulated": {"label": sim_label, "static_tok_s": sim[0], "continuous_tok_s": sim[1],
+                    "continuous_over_static": sim[1] / sim[0]} })
         );
         return Ok(());
     }
@@ -458,7 +501,13 @@ fn serving(model: std::sync::Arc<Llama>, tok: &Tokenizer, json: bool) -> Result<
             100.0 * r.reserved_waste
         );
     }
-    println!("continuous / static throughput: {ratio:.2}x");
+    println!("continuous / static throughput: {ratio:.2}x (measured on this CPU)");
+    println!(
+        "simulated, {sim_label}: static {:.0} tok/s, continuous {:.0} tok/s, {:.2}x",
+        sim[0],
+        sim[1],
+        sim[1] / sim[0]
+    );
     Ok(())
 }
 

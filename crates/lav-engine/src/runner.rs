@@ -141,7 +141,7 @@ impl Runner {
                 .samplers
                 .get_mut(&c.seq)
                 .expect("a sampler per request");
-            tokens.push((c.seq, sampler.sample(l, seq_of(c.seq).tokens()).token));
+            tokens.push((c.seq, sampler.next_token(l, seq_of(c.seq).tokens())));
         }
         for c in &batch.chunks {
             if let Some(t) = self.times.get_mut(&c.seq) {

@@ -184,10 +184,19 @@ fn one(
     epoch: Instant,
 ) -> Result<RequestTimes, LoadError> {
     let url = format!("{}/v1/completions", cfg.url);
+    // Fresh filler for every request of every load level: a server's prefix cache
+    // (lav's block hashes, llama-server's slot cache) must not turn a level's
+    // prefills into cache hits on the previous level's prompts.
+    let level = match cfg.load {
+        Load::Rate(r) => r.to_bits(),
+        Load::Concurrency(c) => c as u64 | 1 << 62,
+        Load::Replay => 1 << 63,
+    };
+    let salt = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ level.rotate_left(17);
     let prompt = r
         .prompt
         .clone()
-        .unwrap_or_else(|| filler(r.prompt_tokens, cfg.seed ^ r.id));
+        .unwrap_or_else(|| filler(r.prompt_tokens, salt ^ r.id));
     let body = json!({
         "model": cfg.model,
         "prompt": prompt,

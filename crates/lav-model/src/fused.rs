@@ -218,6 +218,57 @@ pub mod avx2 {
         }
     }
 
+    /// One Q4_1 weight row against `N` tokens (a small decode batch): each block
+    /// decoded once for `N` dots, each token's accumulators and minimum sum exactly
+    /// those of [`dot_q4_1`], so every result equals the single dot bit for bit.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C; `w` has `nb` blocks, every `x[t]` `nb·32` values and every
+    /// `sx[t]` `nb` sums.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q4_1_1xn<const N: usize>(
+        w: *const BlockQ4_1,
+        x: [*const f32; N],
+        sx: [*const f32; N],
+        nb: usize,
+    ) -> [f32; N] {
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut mins = [_mm_setzero_ps(); N];
+        for b in 0..nb {
+            unsafe {
+                let (q, d, m) = q4_1(w.add(b));
+                let m = _mm256_castps256_ps128(m);
+                for t in 0..N {
+                    acc[t] = block(&q, x[t].add(b * QK), d, acc[t]);
+                    mins[t] = _mm_fmadd_ss(m, _mm_load_ss(sx[t].add(b)), mins[t]);
+                }
+            }
+        }
+        unsafe { std::array::from_fn(|t| hsum(acc[t]) + _mm_cvtss_f32(mins[t])) }
+    }
+
+    /// One Q8_0 weight row against `N` tokens, each equal to [`dot_q8_0`] bit for bit.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C; `w` has `nb` blocks and every `x[t]` `nb·32` values.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn q8_0_1xn<const N: usize>(
+        w: *const BlockQ8_0,
+        x: [*const f32; N],
+        nb: usize,
+    ) -> [f32; N] {
+        let mut acc = [_mm256_setzero_ps(); N];
+        for b in 0..nb {
+            unsafe {
+                let (q, d) = q8_0(w.add(b));
+                for t in 0..N {
+                    acc[t] = block(&q, x[t].add(b * QK), d, acc[t]);
+                }
+            }
+        }
+        unsafe { std::array::from_fn(|t| hsum(acc[t])) }
+    }
+
     /// One Q8_0 weight row against [`TILE`] tokens (prefill).
     ///
     /// # Safety
@@ -309,6 +360,25 @@ mod tests {
                 for t in 0..TILE {
                     assert_eq!(g4[t].to_bits(), want4[t].to_bits(), "q4_1 tile token {t}");
                     assert_eq!(g8[t].to_bits(), want8[t].to_bits(), "q8_0 tile token {t}");
+                }
+                let sx: [*const f32; 4] = std::array::from_fn(|t| sums[t].as_ptr());
+                let x4: [*const f32; 4] = std::array::from_fn(|t| xs[t].as_ptr());
+                // SAFETY: as above.
+                let (s4, s8, p4, p8) = unsafe {
+                    (
+                        (tl.q4_1_x4)(w4.as_ptr(), x4, sx, nb),
+                        (tl.q8_0_x4)(w8.as_ptr(), x4, nb),
+                        (tl.q4_1_x2)(w4.as_ptr(), [x4[0], x4[1]], [sx[0], sx[1]], nb),
+                        (tl.q8_0_x2)(w8.as_ptr(), [x4[0], x4[1]], nb),
+                    )
+                };
+                for t in 0..4 {
+                    assert_eq!(s4[t].to_bits(), want4[t].to_bits(), "q4_1 x4 token {t}");
+                    assert_eq!(s8[t].to_bits(), want8[t].to_bits(), "q8_0 x4 token {t}");
+                }
+                for t in 0..2 {
+                    assert_eq!(p4[t].to_bits(), want4[t].to_bits(), "q4_1 x2 token {t}");
+                    assert_eq!(p8[t].to_bits(), want8[t].to_bits(), "q8_0 x2 token {t}");
                 }
             }
         }

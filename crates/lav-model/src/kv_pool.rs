@@ -5,9 +5,10 @@
 //! `table[p / block_size]`. Which block belongs to whom is `lav-engine`'s block
 //! manager's business; this only stores and reads numbers.
 //!
-//! Within a slot the layout is the cache's, `[kv_head][head_dim]`, so gathering a
-//! sequence's positions in order gives exactly the buffer the contiguous cache would
-//! hold, and attention over it computes the same numbers bit for bit.
+//! Within a slot the layout is the cache's, `[kv_head][head_dim]`, so reading a
+//! sequence's positions in order through its table gives exactly the rows the
+//! contiguous cache would hold, and attention over them (read in place, never
+//! copied) computes the same numbers bit for bit.
 
 use crate::error::{ModelError, Result};
 use crate::model::LlamaConfig;
@@ -95,21 +96,19 @@ impl KvPool {
         }
     }
 
-    /// Positions `0..len` of one sequence in `layer`, in order: what the contiguous
-    /// cache would hold.
-    pub(crate) fn gather(&self, layer: usize, table: &[u32], len: usize) -> (Vec<f32>, Vec<f32>) {
-        let w = self.width;
-        let (mut k, mut v) = (Vec::with_capacity(len * w), Vec::with_capacity(len * w));
-        let mut pos = 0;
-        while pos < len {
-            // A block's filled slots are contiguous: copy them in one go.
-            let n = (self.block_size - pos % self.block_size).min(len - pos);
-            let o = self.offset(table, pos);
-            k.extend_from_slice(&self.k[layer][o..o + n * w]);
-            v.extend_from_slice(&self.v[layer][o..o + n * w]);
-            pos += n;
-        }
-        (k, v)
+    /// One sequence's K and V rows in `layer`, read in place through its table.
+    pub(crate) fn rows<'a>(
+        &'a self,
+        layer: usize,
+        table: &'a [u32],
+    ) -> (crate::ops::KvRows<'a>, crate::ops::KvRows<'a>) {
+        let view = |data: &'a [f32]| crate::ops::KvRows::Paged {
+            data,
+            table,
+            block_size: self.block_size,
+            width: self.width,
+        };
+        (view(&self.k[layer]), view(&self.v[layer]))
     }
 
     /// Copies block `from` into block `to` in every layer (copy-on-write).

@@ -263,7 +263,35 @@ impl QMatrix {
                             bpr,
                         )
                     },
-                    |r, t| kernel.fused_q4_1(wrow(r), xrow(t), srow(t)),
+                    // SAFETY: as above; `t + k <= n_tok` for the `k` tokens taken.
+                    |r, t, left| match tiles {
+                        Some(tl) if left >= 4 => (
+                            unsafe {
+                                (tl.q4_1_x4)(
+                                    wrow(r).as_ptr(),
+                                    std::array::from_fn(|i| xrow(t + i).as_ptr()),
+                                    std::array::from_fn(|i| srow(t + i).as_ptr()),
+                                    bpr,
+                                )
+                            },
+                            4,
+                        ),
+                        Some(tl) if left >= 2 => {
+                            let y = unsafe {
+                                (tl.q4_1_x2)(
+                                    wrow(r).as_ptr(),
+                                    std::array::from_fn(|i| xrow(t + i).as_ptr()),
+                                    std::array::from_fn(|i| srow(t + i).as_ptr()),
+                                    bpr,
+                                )
+                            };
+                            ([y[0], y[1], 0.0, 0.0], 2)
+                        }
+                        _ => (
+                            [kernel.fused_q4_1(wrow(r), xrow(t), srow(t)), 0.0, 0.0, 0.0],
+                            1,
+                        ),
+                    },
                 );
             }
             QData::Q8_0(w) => {
@@ -277,7 +305,30 @@ impl QMatrix {
                         let tl = tiles.expect("groups are only formed with tiles");
                         (tl.q8_0)(wrow(r).as_ptr(), xs(g), bpr)
                     },
-                    |r, t| kernel.fused_q8_0(wrow(r), xrow(t)),
+                    // SAFETY: as above.
+                    |r, t, left| match tiles {
+                        Some(tl) if left >= 4 => (
+                            unsafe {
+                                (tl.q8_0_x4)(
+                                    wrow(r).as_ptr(),
+                                    std::array::from_fn(|i| xrow(t + i).as_ptr()),
+                                    bpr,
+                                )
+                            },
+                            4,
+                        ),
+                        Some(tl) if left >= 2 => {
+                            let y = unsafe {
+                                (tl.q8_0_x2)(
+                                    wrow(r).as_ptr(),
+                                    std::array::from_fn(|i| xrow(t + i).as_ptr()),
+                                    bpr,
+                                )
+                            };
+                            ([y[0], y[1], 0.0, 0.0], 2)
+                        }
+                        _ => ([kernel.fused_q8_0(wrow(r), xrow(t)), 0.0, 0.0, 0.0], 1),
+                    },
                 );
             }
             QData::F32(w) => self.run_f32(w, x, n_tok, &mut out, cols),
@@ -286,15 +337,16 @@ impl QMatrix {
     }
 
     /// Fills `out[t * rows + r]` for every row and token: the first `groups × TILE`
-    /// tokens through `tile(r, g)`, the rest one at a time through `one(r, t)`. Both
-    /// formats share this loop so that their order of work cannot drift apart.
+    /// tokens through `tile(r, g)`, the rest through `tail(r, t, left)`, which
+    /// computes up to four tokens from `t` (of `left` remaining) and says how many.
+    /// Both formats share this loop so that their order of work cannot drift apart.
     fn run_tiled(
         &self,
         n_tok: usize,
         groups: usize,
         out: &mut [f32],
         tile: impl Fn(usize, usize) -> [f32; TILE] + Sync,
-        one: impl Fn(usize, usize) -> f32 + Sync,
+        tail: impl Fn(usize, usize, usize) -> ([f32; 4], usize) + Sync,
     ) {
         let rows = self.rows;
         let ptr = OutPtr(out.as_mut_ptr());
@@ -309,8 +361,13 @@ impl QMatrix {
                 }
             }
             for r in r0..r1 {
-                for t in TILE * groups..n_tok {
-                    put(r, t, one(r, t));
+                let mut t = TILE * groups;
+                while t < n_tok {
+                    let (ys, k) = tail(r, t, n_tok - t);
+                    for (j, &y) in ys[..k].iter().enumerate() {
+                        put(r, t + j, y);
+                    }
+                    t += k;
                 }
             }
         });
@@ -457,7 +514,8 @@ mod tests {
         }
         // The f32-activation path too: full tiles and a tail, both formats.
         for (m, name) in [(&m, "q8_0"), (&q41, "q4_1")] {
-            let n = 2 * TILE + 3;
+            // Two full tiles, then a tail of 4 + 2 + 1.
+            let n = 2 * TILE + 7;
             let xs: Vec<f32> = (0..n * cols)
                 .map(|i| ((i * 23 % 41) as f32 - 20.0) / 11.0)
                 .collect();

@@ -125,10 +125,46 @@ pub struct AttnRecord<'a> {
     pub probs: &'a mut [f32],
 }
 
+/// Where a call's cached K or V rows live: one position-major buffer (the contiguous
+/// cache), or a paged pool read through a block table. Attention reads position `j`'s
+/// row through [`KvRows::row`] either way, so both compute the same numbers.
+#[derive(Clone, Copy)]
+pub enum KvRows<'a> {
+    Contiguous {
+        data: &'a [f32],
+        width: usize,
+    },
+    Paged {
+        data: &'a [f32],
+        table: &'a [u32],
+        block_size: usize,
+        width: usize,
+    },
+}
+
+impl<'a> KvRows<'a> {
+    /// Position `j`'s row (`kv_heads · head_dim` values).
+    #[inline(always)]
+    pub fn row(&self, j: usize) -> &'a [f32] {
+        match *self {
+            KvRows::Contiguous { data, width } => &data[j * width..(j + 1) * width],
+            KvRows::Paged {
+                data,
+                table,
+                block_size,
+                width,
+            } => {
+                let o = (table[j / block_size] as usize * block_size + j % block_size) * width;
+                &data[o..o + width]
+            }
+        }
+    }
+}
+
 struct RowArgs<'a> {
     q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
+    k: KvRows<'a>,
+    v: KvRows<'a>,
     s: AttnShape,
 }
 
@@ -137,10 +173,10 @@ struct RowArgs<'a> {
 #[inline(always)]
 fn attend_row(a: &RowArgs, idx: usize, o: &mut [f32], sc: &mut [f32], raw: Option<&mut [f32]>) {
     let hd = a.s.head_dim;
-    attend_row_with(a, idx, o, sc, raw, dot, |o, p, v, stride| {
+    attend_row_with(a, idx, o, sc, raw, dot, |o, p, v, off| {
         o.fill(0.0);
         for (j, &pj) in p.iter().enumerate() {
-            for (a, &b) in o.iter_mut().zip(&v[j * stride..][..hd]) {
+            for (a, &b) in o.iter_mut().zip(&v.row(j)[off..][..hd]) {
                 *a += pj * b;
             }
         }
@@ -148,7 +184,7 @@ fn attend_row(a: &RowArgs, idx: usize, o: &mut [f32], sc: &mut [f32], raw: Optio
 }
 
 /// The row's steps with the two inner loops supplied: `dot(q, k)` and
-/// `wsum(o, probs, v, stride)`, which sets `o = Σ_j probs[j] · v[j·stride ..]`.
+/// `wsum(o, probs, v, off)`, which sets `o = Σ_j probs[j] · v.row(j)[off ..]`.
 #[inline(always)]
 fn attend_row_with(
     a: &RowArgs,
@@ -157,11 +193,10 @@ fn attend_row_with(
     sc: &mut [f32],
     raw: Option<&mut [f32]>,
     dot: impl Fn(&[f32], &[f32]) -> f32,
-    wsum: impl Fn(&mut [f32], &[f32], &[f32], usize),
+    wsum: impl Fn(&mut [f32], &[f32], KvRows<'_>, usize),
 ) {
     let s = a.s;
     let hd = s.head_dim;
-    let kd = s.kv_heads * hd;
     let group = s.heads / s.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let (t, h) = (idx / s.heads, idx % s.heads);
@@ -170,7 +205,7 @@ fn attend_row_with(
     let off = (h / group) * hd;
     let sc = &mut sc[..n];
     for (j, x) in sc.iter_mut().enumerate() {
-        *x = dot(qr, &a.k[j * kd + off..][..hd]) * scale;
+        *x = dot(qr, &a.k.row(j)[off..][..hd]) * scale;
     }
     if let Some(raw) = raw {
         raw[..n].copy_from_slice(sc);
@@ -186,7 +221,7 @@ fn attend_row_with(
     for p in sc.iter_mut() {
         *p *= inv;
     }
-    wsum(o, sc, &a.v[off..], kd);
+    wsum(o, sc, a.v, off);
 }
 
 /// The same row with AVX vectors for its two inner loops. It adds and multiplies lane
@@ -207,9 +242,9 @@ fn attend_row_avx2(
     }
     // Closures inherit this function's AVX2, so they may call the AVX kernels.
     let dot = |x: &[f32], y: &[f32]| avx::dot(x, y);
-    attend_row_with(a, idx, o, sc, raw, dot, |o, p, v, stride| {
+    attend_row_with(a, idx, o, sc, raw, dot, |o, p, v, off| {
         for c in (0..hd).step_by(64) {
-            avx::weighted_sum_64(&mut o[c..c + 64], p, &v[c..], stride);
+            avx::weighted_sum_64(&mut o[c..c + 64], p, v, off + c);
         }
     })
 }
@@ -241,18 +276,18 @@ mod avx {
         (v[0] + v[1]) + (v[2] + v[3])
     }
 
-    /// `o = Σ_j p[j] · v[j·stride ..][..64]`, summed over `j` in order from zero, the
-    /// accumulator in eight registers instead of memory.
+    /// `o = Σ_j p[j] · v.row(j)[off ..][..64]`, summed over `j` in order from zero,
+    /// the accumulator in eight registers instead of memory.
     #[target_feature(enable = "avx2")]
-    pub fn weighted_sum_64(o: &mut [f32], p: &[f32], v: &[f32], stride: usize) {
-        assert!(o.len() == 64 && (p.is_empty() || (p.len() - 1) * stride + 64 <= v.len()));
+    pub fn weighted_sum_64(o: &mut [f32], p: &[f32], v: super::KvRows<'_>, off: usize) {
+        assert!(o.len() == 64);
         let mut acc = [_mm256_setzero_ps(); 8];
         for (j, &pj) in p.iter().enumerate() {
             let pv = _mm256_set1_ps(pj);
-            let row = v[j * stride..].as_ptr();
+            let row = &v.row(j)[off..off + 64];
             for (i, a) in acc.iter_mut().enumerate() {
-                // SAFETY: the assert above keeps row[..64] in bounds.
-                let x = unsafe { _mm256_loadu_ps(row.add(8 * i)) };
+                // SAFETY: `row` holds 64 values (the slice above is bounds-checked).
+                let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(8 * i)) };
                 *a = _mm256_add_ps(*a, _mm256_mul_ps(pv, x));
             }
         }
@@ -282,6 +317,25 @@ pub fn attention(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    s: AttnShape,
+    record: Option<AttnRecord<'_>>,
+) -> Vec<f32> {
+    let width = s.kv_heads * s.head_dim;
+    assert!(
+        k.len() >= s.total() * width && v.len() >= s.total() * width,
+        "attention K/V shape"
+    );
+    let k = KvRows::Contiguous { data: k, width };
+    let v = KvRows::Contiguous { data: v, width };
+    attention_rows(q, k, v, s, record)
+}
+
+/// [`attention`] with the cached rows wherever `k` and `v` say (a paged pool read in
+/// place through its block table): the same operations in the same order.
+pub fn attention_rows(
+    q: &[f32],
+    k: KvRows<'_>,
+    v: KvRows<'_>,
     s: AttnShape,
     record: Option<AttnRecord<'_>>,
 ) -> Vec<f32> {
@@ -345,6 +399,44 @@ mod tests {
     }
 
     #[test]
+    fn attention_through_a_block_table_equals_the_contiguous_rows() {
+        let s = AttnShape {
+            tokens: 3,
+            pos: 44,
+            heads: 6,
+            kv_heads: 2,
+            head_dim: 64,
+        };
+        let (w, bs, total) = (128, 4, s.total());
+        let blocks = total.div_ceil(bs);
+        let q = pseudo(s.tokens * 6 * 64, 11);
+        let (k, v) = (pseudo(total * w, 12), pseudo(total * w, 13));
+        // Logical block b lives in physical block table[b]: scattered, out of order.
+        let table: Vec<u32> = (0..blocks as u32)
+            .map(|b| (b * 7 + 3) % blocks as u32)
+            .collect();
+        let scatter = |src: &[f32]| {
+            let mut out = vec![f32::NAN; blocks * bs * w];
+            for j in 0..total {
+                let o = (table[j / bs] as usize * bs + j % bs) * w;
+                out[o..o + w].copy_from_slice(&src[j * w..(j + 1) * w]);
+            }
+            out
+        };
+        let (kp, vp) = (scatter(&k), scatter(&v));
+        let paged = |data| KvRows::Paged {
+            data,
+            table: &table,
+            block_size: bs,
+            width: w,
+        };
+        let got = attention_rows(&q, paged(&kp), paged(&vp), s, None);
+        let want = attention(&q, &k, &v, s, None);
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want));
+    }
+
+    #[test]
     fn attention_rows_do_not_depend_on_the_call_size() {
         let shape = |tokens, pos| AttnShape {
             tokens,
@@ -392,8 +484,14 @@ mod tests {
         );
         let args = RowArgs {
             q: &q,
-            k: &k,
-            v: &v,
+            k: KvRows::Contiguous {
+                data: &k,
+                width: 192,
+            },
+            v: KvRows::Contiguous {
+                data: &v,
+                width: 192,
+            },
             s,
         };
         for idx in 0..s.tokens * s.heads {

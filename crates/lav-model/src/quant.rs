@@ -596,6 +596,11 @@ impl<W, X> Copy for Tiles<W, X> {}
 pub struct FusedTiles {
     pub q4_1: unsafe fn(*const BlockQ4_1, [*const f32; 8], *const f32, usize) -> [f32; 8],
     pub q8_0: unsafe fn(*const BlockQ8_0, [*const f32; 8], usize) -> [f32; 8],
+    /// Four and two tokens (small decode batches), block sums unpacked.
+    pub q4_1_x4: unsafe fn(*const BlockQ4_1, [*const f32; 4], [*const f32; 4], usize) -> [f32; 4],
+    pub q4_1_x2: unsafe fn(*const BlockQ4_1, [*const f32; 2], [*const f32; 2], usize) -> [f32; 2],
+    pub q8_0_x4: unsafe fn(*const BlockQ8_0, [*const f32; 4], usize) -> [f32; 4],
+    pub q8_0_x2: unsafe fn(*const BlockQ8_0, [*const f32; 2], usize) -> [f32; 2],
 }
 
 impl Kernel {
@@ -662,6 +667,10 @@ impl Kernel {
             Kernel(Kind::Avx2) => Some(FusedTiles {
                 q4_1: crate::fused::avx2::q4_1_1x8,
                 q8_0: crate::fused::avx2::q8_0_1x8,
+                q4_1_x4: crate::fused::avx2::q4_1_1xn::<4>,
+                q4_1_x2: crate::fused::avx2::q4_1_1xn::<2>,
+                q8_0_x4: crate::fused::avx2::q8_0_1xn::<4>,
+                q8_0_x2: crate::fused::avx2::q8_0_1xn::<2>,
             }),
             _ => None,
         }

@@ -122,6 +122,46 @@ impl Sampler {
         }
         Sampled { token, candidates }
     }
+
+    /// The token [`Sampler::sample`] picks, without ranking the whole vocabulary when
+    /// the choice is greedy: a serving engine samples every sequence every step, and
+    /// sorting 49,152 logits for each costs more than the step's attention.
+    pub fn next_token(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        if self.config.temperature != 0.0 {
+            return self.sample(logits, history).token;
+        }
+        let penalized;
+        let l = if self.config.repetition_penalty != 1.0 {
+            penalized = penalize(logits, history, self.config.repetition_penalty);
+            &penalized[..]
+        } else {
+            logits
+        };
+        // `sample` takes the first of the order (logit descending by `total_cmp`,
+        // then id ascending): the first index holding the greatest value.
+        let mut best = 0;
+        for (i, v) in l.iter().enumerate().skip(1) {
+            if v.total_cmp(&l[best]) == std::cmp::Ordering::Greater {
+                best = i;
+            }
+        }
+        best as u32
+    }
+}
+
+/// The logits with every token of `history` penalised once (CTRL's rule: positive
+/// logits divided by the penalty, negative ones multiplied).
+fn penalize(logits: &[f32], history: &[u32], penalty: f32) -> Vec<f32> {
+    let mut l = logits.to_vec();
+    let mut seen = history.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    for &t in &seen {
+        if let Some(v) = l.get_mut(t as usize) {
+            *v = if *v > 0.0 { *v / penalty } else { *v * penalty };
+        }
+    }
+    l
 }
 
 /// Every stage of the chain on one logit vector, so a lab can show what each knob
@@ -172,21 +212,11 @@ impl Filtered {
 /// top-p → min-p. Top-p measures its nucleus on the distribution top-k left,
 /// renormalised, as Hugging Face's warpers and llama.cpp's samplers do.
 pub fn filter(c: &SamplerConfig, logits: &[f32], history: &[u32]) -> Filtered {
-    let mut l = logits.to_vec();
-    if c.repetition_penalty != 1.0 {
-        let mut seen = history.to_vec();
-        seen.sort_unstable();
-        seen.dedup();
-        for &t in &seen {
-            if let Some(v) = l.get_mut(t as usize) {
-                *v = if *v > 0.0 {
-                    *v / c.repetition_penalty
-                } else {
-                    *v * c.repetition_penalty
-                };
-            }
-        }
-    }
+    let l = if c.repetition_penalty != 1.0 {
+        penalize(logits, history, c.repetition_penalty)
+    } else {
+        logits.to_vec()
+    };
     let mut order: Vec<u32> = (0..l.len() as u32).collect();
     order.sort_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]).then(a.cmp(&b)));
     if c.temperature == 0.0 {
@@ -276,6 +306,32 @@ mod tests {
         SamplerConfig {
             temperature: 1.0,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn next_token_is_the_token_sample_picks() {
+        // Ties, penalties, greedy and sampled: the same token, and the same RNG
+        // stream afterwards.
+        let mut logits: Vec<f32> = (0..500).map(|i| ((i * 37 % 101) as f32) / 10.0).collect();
+        logits[7] = 10.0;
+        logits[300] = 10.0;
+        let history = [7u32, 42, 300, 7];
+        for (temperature, penalty) in [(0.0, 1.0), (0.0, 1.3), (0.8, 1.0), (0.8, 1.2)] {
+            let c = SamplerConfig {
+                temperature,
+                repetition_penalty: penalty,
+                top_p: 0.9,
+                seed: 5,
+                ..Default::default()
+            };
+            let (mut a, mut b) = (Sampler::new(c.clone()).unwrap(), Sampler::new(c).unwrap());
+            for _ in 0..20 {
+                assert_eq!(
+                    a.next_token(&logits, &history),
+                    b.sample(&logits, &history).token
+                );
+            }
         }
     }
 

@@ -240,7 +240,8 @@ impl Llama {
                 ops::rope(&mut q, hd, s.start, &self.cos, &self.sin, qd);
                 ops::rope(&mut k, hd, s.start, &self.cos, &self.sin, kd);
                 pool.write(li, s.block_table, s.start, &k, &v);
-                let (k_all, v_all) = pool.gather(li, s.block_table, s.start + l);
+                // Read in place through the block table: no copy of the sequence's cache.
+                let (k_all, v_all) = pool.rows(li, s.block_table);
                 let shape = ops::AttnShape {
                     tokens: l,
                     pos: s.start,
@@ -248,7 +249,7 @@ impl Llama {
                     kv_heads: nkv,
                     head_dim: hd,
                 };
-                attn.extend(ops::attention(&q, &k_all, &v_all, shape, None));
+                attn.extend(ops::attention_rows(&q, k_all, v_all, shape, None));
             }
             let out = layer.wo.forward(&attn, n, self.activations)?;
             add_in_place(&mut x, &out);

@@ -181,8 +181,14 @@ impl Runner {
         Ok(done)
     }
 
-    /// The timestamps of every request seen so far, by id.
+    /// The timestamps of every request seen so far (and not forgotten), by id.
     pub fn times(&self) -> &HashMap<SeqId, RequestTimes> {
         &self.times
+    }
+
+    /// Hands over a request's timestamps and stops keeping them (a long-running
+    /// server keeps a window of finished requests itself).
+    pub fn forget(&mut self, id: SeqId) -> Option<RequestTimes> {
+        self.times.remove(&id)
     }
 }

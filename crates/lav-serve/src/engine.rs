@@ -11,7 +11,7 @@ use lav_engine::block_manager::SeqId;
 use lav_engine::metrics::{RequestTimes, Slo, prometheus, summarize};
 use lav_engine::runner::Runner;
 use lav_engine::sequence::{Finish, SamplingParams, Sequence, Status};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::mpsc;
 use tokio::sync::{mpsc as tmpsc, oneshot};
@@ -111,11 +111,17 @@ struct Sub {
     events: tmpsc::UnboundedSender<Event>,
 }
 
+/// Finished requests whose timestamps `/metrics` summarises: the most recent ones,
+/// so a server that runs for days neither grows nor slows.
+const METRICS_WINDOW: usize = 10_000;
+
 struct Engine {
     runner: Runner,
     slo: Slo,
     subs: HashMap<SeqId, Sub>,
-    aborted: HashSet<SeqId>,
+    /// The last [`METRICS_WINDOW`] served requests' timestamps, oldest first.
+    served: VecDeque<RequestTimes>,
+    aborted: usize,
     next_id: SeqId,
     preemptions: usize,
     steps: usize,
@@ -128,7 +134,8 @@ impl Engine {
             runner,
             slo,
             subs: HashMap::new(),
-            aborted: HashSet::new(),
+            served: VecDeque::new(),
+            aborted: 0,
             next_id: 0,
             preemptions: 0,
             steps: 0,
@@ -181,8 +188,13 @@ impl Engine {
             let id = self.next_id;
             self.next_id += 1;
             if let Err(e) = self.runner.add(Sequence::new(id, prompt.clone(), p)) {
-                // All choices or none: the ones already queued are taken back.
-                self.abort(&ids, false);
+                // All choices or none: the ones already queued are taken back, and
+                // counted nowhere (the request was refused, not served or cancelled).
+                for &q in &ids {
+                    self.subs.remove(&q);
+                    self.runner.abort(q);
+                    self.runner.forget(q);
+                }
                 return Err(e.to_string());
             }
             self.subs.insert(
@@ -201,10 +213,23 @@ impl Engine {
         for &id in ids {
             if self.subs.remove(&id).is_some() {
                 self.runner.abort(id);
-                if !served {
-                    self.aborted.insert(id);
+                if served {
+                    self.keep(id);
+                } else {
+                    self.runner.forget(id);
+                    self.aborted += 1;
                 }
             }
+        }
+    }
+
+    /// Moves a served request's timestamps into the metrics window.
+    fn keep(&mut self, id: SeqId) {
+        if let Some(t) = self.runner.forget(id) {
+            if self.served.len() == METRICS_WINDOW {
+                self.served.pop_front();
+            }
+            self.served.push_back(t);
         }
     }
 
@@ -242,6 +267,7 @@ impl Engine {
                             index: s.index,
                             finish,
                         });
+                        self.keep(seq.id());
                     }
                 }
             }
@@ -259,12 +285,12 @@ impl Engine {
     }
 
     fn metrics(&self) -> String {
+        // The window of served requests, and those still in flight.
         let served: Vec<RequestTimes> = self
-            .runner
-            .times()
+            .served
             .iter()
-            .filter(|(id, _)| !self.aborted.contains(id))
-            .map(|(_, t)| t.clone())
+            .chain(self.runner.times().values())
+            .cloned()
             .collect();
         let mut out = prometheus(&summarize(&served, self.slo));
         let sched = self.runner.scheduler();
@@ -321,7 +347,7 @@ impl Engine {
             (
                 "requests_aborted_total",
                 "Sequences cancelled because their client went away.",
-                self.aborted.len() as f64,
+                self.aborted as f64,
             ),
         ] {
             let _ = writeln!(

@@ -102,7 +102,7 @@ pub enum ScheduleError {
         pool: usize,
     },
     #[error(
-        "a prompt of {tokens} tokens is longer than one step's {budget}: turn on chunked prefill or raise max_num_batched_tokens"
+        "a request of {tokens} tokens (prompt and max_tokens) is longer than one step's {budget}: without chunked prefill a preempted request is recomputed in one step; turn on chunked prefill or raise max_num_batched_tokens"
     )]
     LongerThanAStep { tokens: usize, budget: usize },
     #[error("sequence {0} is already queued")]
@@ -179,9 +179,12 @@ impl Scheduler {
                 pool: self.cfg.num_blocks,
             });
         }
-        if !self.cfg.chunked_prefill && seq.tokens().len() > self.cfg.max_num_batched_tokens {
+        // Without chunked prefill, a request preempted late must be recomputed (prompt
+        // and output so far) in one step, so all of it must fit one (vLLM asks the
+        // same: max_num_batched_tokens >= max_model_len).
+        if !self.cfg.chunked_prefill && most > self.cfg.max_num_batched_tokens {
             return Err(ScheduleError::LongerThanAStep {
-                tokens: seq.tokens().len(),
+                tokens: most,
                 budget: self.cfg.max_num_batched_tokens,
             });
         }

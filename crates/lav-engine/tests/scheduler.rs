@@ -230,3 +230,30 @@ fn an_aborted_request_gives_its_blocks_back_at_once() {
     assert_eq!(s.finished()[0].status(), Status::Finished(Finish::Aborted));
     s.blocks().check().unwrap();
 }
+
+#[test]
+fn without_chunked_prefill_a_request_must_fit_one_step_whole() {
+    // Found by the property above: prompt 63 + 19 outputs, preempted late, needed 80
+    // positions recomputed in one step of 64, and waited forever.
+    let cfg = SchedulerConfig {
+        policy: Policy::Continuous,
+        max_num_seqs: 2,
+        max_num_batched_tokens: 64,
+        num_blocks: 27,
+        block_size: 4,
+        chunked_prefill: false,
+    };
+    let mut s = Scheduler::new(cfg);
+    s.add(request(0, 41, 20)).unwrap();
+    let err = s.add(request(1, 63, 19)).unwrap_err();
+    assert_eq!(
+        err,
+        ScheduleError::LongerThanAStep {
+            tokens: 82,
+            budget: 64
+        }
+    );
+    assert!(err.to_string().contains("chunked prefill"));
+    run(&mut s);
+    check_outputs(&s, &[(41, 20)]);
+}

@@ -53,8 +53,12 @@ impl Server {
     /// blocks (allocated now).
     pub fn new(model: Arc<Llama>, tok: Arc<Tokenizer>, cfg: ServeConfig) -> Self {
         let s = &cfg.scheduler;
-        // A sequence must fit the pool alone, or preemption could never make room.
-        let max_model_len = model.config.context_length.min(s.num_blocks * s.block_size);
+        // A sequence must fit the pool alone, or preemption could never make room;
+        // without chunked prefill it must also fit one step (it may be recomputed).
+        let mut max_model_len = model.config.context_length.min(s.num_blocks * s.block_size);
+        if !s.chunked_prefill {
+            max_model_len = max_model_len.min(s.max_num_batched_tokens);
+        }
         let stop_tokens = (0..tok.vocab_size() as u32)
             .filter(|&t| tok.is_stop(t))
             .collect();

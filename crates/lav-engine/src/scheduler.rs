@@ -109,6 +109,22 @@ pub enum ScheduleError {
     Duplicate(SeqId),
 }
 
+/// The next positions of `s` this step can compute within `budget` (taken from
+/// it): as many as fit under chunked prefill, else all or none.
+fn next_chunk(s: &Sequence, budget: &mut usize, chunked: bool) -> Option<Chunk> {
+    let len = s.uncomputed().min(*budget);
+    if len == 0 || (len < s.uncomputed() && !chunked) {
+        return None;
+    }
+    *budget -= len;
+    Some(Chunk {
+        seq: s.id(),
+        start: s.computed(),
+        len,
+        samples: s.computed() + len == s.tokens().len(),
+    })
+}
+
 pub struct Scheduler {
     cfg: SchedulerConfig,
     bm: BlockManager,
@@ -228,17 +244,9 @@ impl Scheduler {
             if budget == 0 {
                 break;
             }
-            let len = s.uncomputed().min(budget);
-            if len < s.uncomputed() && !self.cfg.chunked_prefill {
-                continue;
-            }
-            budget -= len;
-            batch.chunks.push(Chunk {
-                seq: s.id(),
-                start: s.computed(),
-                len,
-                samples: s.computed() + len == s.tokens().len(),
-            });
+            batch
+                .chunks
+                .extend(next_chunk(s, &mut budget, self.cfg.chunked_prefill));
         }
 
         // 2. Waiting sequences join, first come first served, while there are slots,
@@ -272,16 +280,9 @@ impl Scheduler {
                     .allocate(s.id(), s.tokens())
                     .expect("checked by can_allocate");
                 s.start(a.cached_tokens).expect("waiting or preempted");
-                let len = s.uncomputed().min(budget);
-                if len > 0 && (self.cfg.chunked_prefill || len == s.uncomputed()) {
-                    budget -= len;
-                    batch.chunks.push(Chunk {
-                        seq: s.id(),
-                        start: s.computed(),
-                        len,
-                        samples: s.computed() + len == s.tokens().len(),
-                    });
-                }
+                batch
+                    .chunks
+                    .extend(next_chunk(&s, &mut budget, self.cfg.chunked_prefill));
                 self.running.push(s);
             }
         }

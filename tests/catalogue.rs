@@ -38,7 +38,14 @@ fn the_registry_lists_every_curriculum_lab_once() {
     ids.dedup();
     assert_eq!(ids.len(), 52, "lab ids are unique");
     assert_eq!(reg.get("tokenization").unwrap().status, Status::Available);
-    assert_eq!(reg.get("paged-attention").unwrap().status, Status::Planned);
+    assert_eq!(
+        reg.get("paged-attention").unwrap().status,
+        Status::Available
+    );
+    assert_eq!(
+        reg.get("speculative-decoding").unwrap().status,
+        Status::Planned
+    );
     let e = reg.find("nope").unwrap_err().to_string();
     assert!(
         e.contains("unknown lab `nope`") && e.contains("tokenization"),

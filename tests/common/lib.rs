@@ -5,7 +5,11 @@
 pub use lav_testkit::*;
 
 /// Every track's labs, as `lav` registers them.
-pub const TRACKS: &[Register] = &[lav_labs_llm::register, lav_labs_agents::register];
+pub const TRACKS: &[Register] = &[
+    lav_labs_llm::register,
+    lav_labs_serving::register,
+    lav_labs_agents::register,
+];
 
 /// Opens lab `id` (any track) on the test models.
 pub fn session(id: &str) -> lav_lab::Session {

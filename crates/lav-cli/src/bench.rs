@@ -398,7 +398,6 @@ fn serve_once(
 ) -> Result<ServingRun> {
     use lav_engine::sequence::{SamplingParams, Sequence};
     let cfg = serving_config(policy);
-    let bs = cfg.block_size;
     let mut r = lav_engine::runner::Runner::new(model.clone(), cfg);
     for (i, (p, m)) in reqs.iter().enumerate() {
         let params = SamplingParams {
@@ -412,21 +411,10 @@ fn serve_once(
     while !r.is_idle() {
         preemptions += r.step()?.batch.preempted.len();
         steps += 1;
-        let s = r.scheduler();
-        let used: usize = s
-            .running()
-            .iter()
-            .map(|q| s.blocks().seq_len(q.id()).unwrap_or(0))
-            .sum();
-        let full: usize = s
-            .running()
-            .iter()
-            .map(|q| q.prompt().len() + q.params().max_tokens)
-            .sum();
-        let allocated = s.blocks().num_used() * bs;
-        if allocated > 0 {
-            paged += 1.0 - used as f64 / allocated as f64;
-            reserved += 1.0 - used as f64 / full as f64;
+        let u = r.scheduler().kv_usage();
+        if u.allocated > 0 {
+            paged += u.paged_waste();
+            reserved += u.reserved_waste();
         }
     }
     let seconds = t.elapsed().as_secs_f64();

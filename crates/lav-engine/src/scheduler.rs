@@ -91,6 +91,36 @@ impl Batch {
     }
 }
 
+/// KV positions in use against what paging allocated and what a contiguous
+/// allocator would have reserved; see [`Scheduler::kv_usage`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KvUsage {
+    pub used: usize,
+    pub allocated: usize,
+    pub reserved: usize,
+}
+
+impl KvUsage {
+    /// Fraction of the paged allocation holding no token (only the last block of each
+    /// sequence can be partly empty, plus shared blocks counted once).
+    pub fn paged_waste(&self) -> f64 {
+        waste(self.used, self.allocated)
+    }
+
+    /// Fraction of a prompt-plus-max_tokens reservation holding no token yet.
+    pub fn reserved_waste(&self) -> f64 {
+        waste(self.used, self.reserved)
+    }
+}
+
+fn waste(used: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        1.0 - used.min(of) as f64 / of as f64
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
     #[error(
@@ -163,6 +193,22 @@ impl Scheduler {
 
     pub fn finished(&self) -> &[Sequence] {
         &self.finished
+    }
+
+    /// How the pool is used right now, for waste: positions the running sequences
+    /// hold, positions their blocks could hold, and what contiguous allocators would
+    /// have reserved (each sequence's prompt plus `max_tokens`, up front).
+    pub fn kv_usage(&self) -> KvUsage {
+        let held = |q: &Sequence| self.bm.seq_len(q.id()).unwrap_or(0);
+        KvUsage {
+            used: self.running.iter().map(held).sum(),
+            allocated: self.bm.num_used() * self.cfg.block_size,
+            reserved: self
+                .running
+                .iter()
+                .map(|q| q.prompt().len() + q.params().max_tokens)
+                .sum(),
+        }
     }
 
     /// Takes the finished sequences out (a server answers them and forgets them).

@@ -172,6 +172,18 @@ fn matmul_flops(all_threads: bool) -> f64 {
     }
 }
 
+/// This machine's memory as the kernel reports it (`/proc/meminfo`): (total,
+/// available) in bytes. `None` where there is no such file (not Linux).
+pub fn ram_bytes() -> Option<(f64, f64)> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024.0)
+    };
+    Some((field("MemTotal:")?, field("MemAvailable:")?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

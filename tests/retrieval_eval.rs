@@ -63,6 +63,12 @@ fn corpus_and_labels_hold_together() {
             q.answer
         );
     }
+    // Chunk ids are unique, even where a lesson and a corpus page share a file name
+    // (fusion adds up scores by id).
+    let mut seen = std::collections::HashSet::new();
+    for c in &chunks {
+        assert!(seen.insert(c.id.as_str()), "chunk id {} twice", c.id);
+    }
     // Windows cover every word, overlap by exactly `overlap`, and never cross documents.
     for d in &docs {
         let mine: Vec<_> = chunks.iter().filter(|c| c.doc == d.path).collect();

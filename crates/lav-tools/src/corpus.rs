@@ -90,16 +90,28 @@ impl Chunking {
     }
 }
 
-/// Cuts every document into chunks with ids `<file stem>#<n>`.
+/// Cuts every document into chunks with ids `<file stem>#<n>`; a stem that two
+/// documents share (a lesson and a corpus page on one topic) is qualified by its
+/// folder, `<folder>/<file stem>#<n>`, so ids stay unique and fusion never adds up
+/// two chunks as one.
 pub fn chunk(docs: &[Document], c: Chunking) -> Vec<Chunk> {
+    let stem_of = |path: &str| -> String {
+        path.rsplit('/')
+            .next()
+            .unwrap_or(path)
+            .trim_end_matches(".md")
+            .to_string()
+    };
     let mut out = Vec::new();
     for d in docs {
-        let stem = d
-            .path
-            .rsplit('/')
-            .next()
-            .unwrap_or(&d.path)
-            .trim_end_matches(".md");
+        let mut stem = stem_of(&d.path);
+        if docs
+            .iter()
+            .any(|o| o.path != d.path && stem_of(&o.path) == stem)
+        {
+            let folder = d.path.rsplit('/').nth(1).unwrap_or("");
+            stem = format!("{folder}/{stem}");
+        }
         let mut start = 0;
         let mut n = 0;
         while start < d.words.len() {

@@ -230,8 +230,11 @@ impl Engine {
     }
 
     /// The trace served with the learner's knobs (a progress scene while it runs).
+    /// Without chunked prefill a whole request must fit one step (vLLM asks
+    /// max_num_batched_tokens ≥ max_model_len), so the budget is raised to the longest
+    /// request and a note says so.
     fn served(&mut self, v: &Values, scene: &mut Scene) -> Result<Option<Knobs>> {
-        let k = self.knobs(v);
+        let mut k = self.knobs(v);
         let reqs = trace::arrivals(
             &self.tokenizer,
             &self.text,
@@ -241,6 +244,24 @@ impl Engine {
             Lengths::Uniform { min: 8, max: 24 },
             5,
         )?;
+        let longest = reqs
+            .iter()
+            .map(|r| r.prompt.len() + r.max_tokens)
+            .max()
+            .unwrap_or(1);
+        if !k.3 && k.1 < longest {
+            scene.push(lav_lab::items::styled(
+                "raised",
+                "Budget raised",
+                Provenance::computed("the engine's admission rule".to_string()),
+                format!(
+                    "Without chunked prefill a preempted request is recomputed in one step, so the engine refuses any request longer than max_num_batched_tokens. The budget is raised from {} to {longest}, the longest request here.",
+                    k.1
+                ),
+                TextStyle::Warning,
+            ));
+            k.1 = longest;
+        }
         let model = self.model.clone();
         let cfg = SchedulerConfig {
             max_num_seqs: k.0,

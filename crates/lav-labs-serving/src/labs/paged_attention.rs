@@ -270,7 +270,7 @@ impl Paged {
         scene.push(Item::new(
             "paged",
             format!(
-                "Paged: {pool} blocks of {BS} at step {} of {} (r = request, filled/{BS}, ×n shared)",
+                "Paged, step {} of {}: request, positions filled",
                 k + 1,
                 t.steps.len()
             ),
@@ -298,10 +298,7 @@ impl Paged {
         ));
         scene.push(Item::new(
             "contiguous",
-            format!(
-                "Contiguous: the same moment, each request reserving prompt + max_tokens ({} could not be placed)",
-                c.refused.len()
-            ),
+            format!("Contiguous, same moment: {} not placed", c.refused.len()),
             Provenance::computed(
                 "the same trace replayed through a first-fit contiguous allocator of the same size",
             ),
@@ -360,10 +357,10 @@ impl Paged {
                     }),
                 ],
                 vec![
-                    "free blocks / largest free run".into(),
-                    format!("{free_now} / any {free_now} (no run needed)"),
+                    "free blocks".into(),
+                    format!("{free_now} (any will do)"),
                     format!(
-                        "{} / {}",
+                        "{} (largest run {})",
                         pool - c.cells.iter().flatten().count(),
                         c.largest_gap
                     ),

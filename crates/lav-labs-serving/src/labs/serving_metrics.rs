@@ -20,12 +20,30 @@ use lav_lab::{
 };
 use lav_model::{Llama, Tokenizer};
 use lav_scene::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Requests in a measured run, and in a simulated one.
 const MEASURED_REQUESTS: usize = 12;
-const SIMULATED_REQUESTS: usize = 400;
+const SIMULATED_REQUESTS: usize = 300;
+/// The GPU load slider's range, requests per second (one simulated run each).
+const SIM_RATES: std::ops::RangeInclusive<u32> = 1..=64;
+
+/// The simulated runs at every rate of [`SIM_RATES`], with their TTFT percentiles.
+struct SimCurve {
+    label: String,
+    runs: Vec<SimRun>,
+    /// (rate, P50, P99) of TTFT, in seconds.
+    ttft: Vec<(f64, f64, f64)>,
+}
+
+impl SimCurve {
+    fn at(&self, rate: f64) -> &SimRun {
+        let i =
+            (rate.round() as u32).clamp(*SIM_RATES.start(), *SIM_RATES.end()) - SIM_RATES.start();
+        &self.runs[i as usize]
+    }
+}
 
 pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
     let gpus = lav_gpusim::gpus(&ctx.dir).lab()?;
@@ -80,7 +98,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             sim_model: model,
             run: Job::default(),
             done: BTreeMap::new(),
-            sims: HashMap::new(),
+            curve: Job::default(),
         },
         steps,
     )
@@ -110,14 +128,14 @@ struct Metrics {
     /// Every measured run finished so far, by rate, so the curve fills in as the
     /// learner moves the load.
     done: BTreeMap<u32, Trace>,
-    /// Simulated runs by (GPU, rate in hundredths): cheap, but a control change must
-    /// not redo the whole curve.
-    sims: HashMap<(String, u32), Arc<SimRun>>,
+    /// The simulated runs on a GPU at every rate the slider offers, by GPU name:
+    /// tens of milliseconds each, so they run in the background.
+    curve: Job<String, SimCurve>,
 }
 
 impl LabState for Metrics {
     fn busy(&self) -> bool {
-        self.run.busy()
+        self.run.busy() || self.curve.busy()
     }
 }
 
@@ -208,20 +226,38 @@ impl Metrics {
             .clone()
     }
 
-    fn simulate(&mut self, v: &Values, rate: f64) -> Result<(Arc<SimRun>, String)> {
+    /// The simulated curve on the chosen GPU (a progress item while it runs).
+    fn simulated(&mut self, v: &Values, scene: &mut Scene) -> Result<Option<String>> {
         let g = self.gpu(v);
+        let key = g.name.clone();
         let label = format!(
             "{} BF16 on the {} row of the hardware table",
             self.sim_model.name, g.name
         );
-        let key = (g.name.clone(), (rate * 100.0).round() as u32);
-        if let Some(run) = self.sims.get(&key) {
-            return Ok((run.clone(), label));
-        }
         let cost = StepModel::bf16(self.sim_model.clone(), g);
-        let run = Arc::new(sim::simulate(&sim_workload(rate), sim_config(), &cost).lab()?);
-        self.sims.insert(key, run.clone());
-        Ok((run, label))
+        let job = self.curve.get(&key, move |p| {
+            let (mut runs, mut ttft) = (Vec::new(), Vec::new());
+            let total = SIM_RATES.clone().count() as u64;
+            for r in SIM_RATES {
+                p.check()?;
+                p.set(u64::from(r), total, format!("simulating {r} requests/s"));
+                let run = sim::simulate(&sim_workload(f64::from(r)), sim_config(), &cost).lab()?;
+                let t: Vec<f64> = run.requests.iter().filter_map(RequestTimes::ttft).collect();
+                let pc = metrics::Percentiles::of(&t);
+                ttft.push((f64::from(r), pc.p50, pc.p99));
+                runs.push(run);
+            }
+            Ok(SimCurve { label, runs, ttft })
+        })?;
+        if let State::Running(p) = job {
+            scene.push(progress_item(
+                "sim-progress",
+                "Simulating the GPU at every load",
+                p,
+            ));
+            return Ok(None);
+        }
+        Ok(Some(key))
     }
 
     /// The measured run at the chosen rate (a progress item while it runs).
@@ -349,59 +385,6 @@ impl Metrics {
         let mut scene = Scene::new();
         let slo = self.slo(v);
         let sim_rate = v.num(&self.c.sim_rate);
-        // The simulated curve: the same scheduler on the GPU's clock at rising load.
-        let rates: Vec<f64> = (0..=16).map(|i| 2f64.powf(i as f64 * 0.5 - 1.0)).collect();
-        let mut p50 = Vec::new();
-        let mut p99 = Vec::new();
-        let mut label = String::new();
-        for &r in &rates {
-            let (run, l) = self.simulate(v, r)?;
-            label = l;
-            let s = metrics::summarize(&run.requests, slo);
-            p50.push((r, s.ttft.p50 * 1e3));
-            p99.push((r, s.ttft.p99 * 1e3));
-        }
-        let (here_run, _) = self.simulate(v, sim_rate)?;
-        let here = metrics::summarize(&here_run.requests, slo);
-        let slo_line = |y: f64, xs: &[f64]| Series {
-            name: format!("SLO {y:.0} ms"),
-            points: vec![(xs[0], y), (xs[xs.len() - 1], y)],
-            line: true,
-            role: Role::WhatIf,
-        };
-        scene.push(Item::new(
-            "simulated",
-            format!("TTFT as the load rises, simulated ({label})"),
-            Provenance::simulated(label.clone()),
-            Primitive::Plot(Plot {
-                x_label: "requests/s".into(),
-                y_label: "TTFT (ms)".into(),
-                x_log: true,
-                y_log: true,
-                series: vec![
-                    Series {
-                        name: "P50".into(),
-                        points: p50,
-                        line: true,
-                        role: Role::Token,
-                    },
-                    Series {
-                        name: "P99".into(),
-                        points: p99,
-                        line: true,
-                        role: Role::Attention,
-                    },
-                    slo_line(slo.ttft * 1e3, &rates),
-                    Series {
-                        name: format!("{sim_rate}/s"),
-                        points: vec![(sim_rate, here.ttft.p99 * 1e3)],
-                        line: false,
-                        role: Role::Highlight,
-                    },
-                ],
-            }),
-        ));
-        let measured = self.measured(v, &mut scene)?;
         let row = |name: &str, s: &Summary| {
             vec![
                 name.to_string(),
@@ -413,7 +396,47 @@ impl Metrics {
                 format!("{:.2}/s ({})", s.goodput_req_s, pct(s.slo_attainment)),
             ]
         };
-        let mut rows = vec![row(&format!("GPU, {sim_rate}/s (simulated)"), &here)];
+        let mut rows = Vec::new();
+        if let Some(key) = self.simulated(v, &mut scene)? {
+            let c = self.curve.ready(&key).expect("ready");
+            let here = metrics::summarize(&c.at(sim_rate).requests, slo);
+            let (x0, x1) = (f64::from(*SIM_RATES.start()), f64::from(*SIM_RATES.end()));
+            let line = |name: &str, f: fn(&(f64, f64, f64)) -> f64, role| Series {
+                name: name.into(),
+                points: c.ttft.iter().map(|t| (t.0, f(t) * 1e3)).collect(),
+                line: true,
+                role,
+            };
+            scene.push(Item::new(
+                "simulated",
+                format!("TTFT as the load rises, simulated ({})", c.label),
+                Provenance::simulated(c.label.clone()),
+                Primitive::Plot(Plot {
+                    x_label: "requests/s".into(),
+                    y_label: "TTFT (ms)".into(),
+                    x_log: true,
+                    y_log: true,
+                    series: vec![
+                        line("P50", |t| t.1, Role::Token),
+                        line("P99", |t| t.2, Role::Attention),
+                        Series {
+                            name: format!("SLO {:.0} ms", slo.ttft * 1e3),
+                            points: vec![(x0, slo.ttft * 1e3), (x1, slo.ttft * 1e3)],
+                            line: true,
+                            role: Role::WhatIf,
+                        },
+                        Series {
+                            name: format!("{sim_rate}/s"),
+                            points: vec![(sim_rate, here.ttft.p99 * 1e3)],
+                            line: false,
+                            role: Role::Highlight,
+                        },
+                    ],
+                }),
+            ));
+            rows.push(row(&format!("GPU, {sim_rate}/s (simulated)"), &here));
+        }
+        let measured = self.measured(v, &mut scene)?;
         if measured.is_some() {
             for (k, t) in &self.done {
                 rows.push(row(
@@ -573,7 +596,11 @@ impl Metrics {
     fn little(&mut self, v: &Values) -> Result<Scene> {
         let mut scene = Scene::new();
         let sim_rate = v.num(&self.c.sim_rate);
-        let (run, label) = self.simulate(v, sim_rate)?;
+        let Some(key) = self.simulated(v, &mut scene)? else {
+            return Ok(scene);
+        };
+        let c = self.curve.ready(&key).expect("ready");
+        let (run, label) = (c.at(sim_rate), c.label.clone());
         let reqs = &run.requests;
         let from = reqs.iter().map(|r| r.arrival).fold(f64::INFINITY, f64::min);
         let to = reqs.iter().filter_map(|r| r.finish).fold(0.0, f64::max);

@@ -43,6 +43,9 @@ fn batching_serves_one_trace_both_ways_and_continuous_leaves_no_slot_idle_behind
     let idle = |c| num(&get("slot-steps idle while requests queued", c));
     assert!(idle("static") > idle("continuous"), "{t:?}");
     assert!(num(&get("engine steps", "static")) > num(&get("engine steps", "continuous")));
+    let pad = "padding, if each batch ran to its longest (what-if)";
+    assert!(num(&get(pad, "static")) > 0.0, "{t:?}");
+    assert!(get(pad, "continuous").starts_with("0 "));
     // The timeline shows every request's three phases, in order.
     let Primitive::Timeline(tl) = &sc.item("timeline").unwrap().primitive else {
         panic!("timeline")

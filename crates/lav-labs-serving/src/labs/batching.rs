@@ -156,6 +156,29 @@ fn idle_slots(t: &Trace) -> usize {
     idle
 }
 
+/// Decode positions a padded static batch would compute for nothing: each request
+/// admitted in the same step keeps decoding (padding) until the longest of them is
+/// done, as frameworks that pad a batch to one length do.
+fn padding(t: &Trace) -> (usize, usize) {
+    let mut groups: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for (i, r) in t.times.iter().enumerate() {
+        if let Some(s) = r.scheduled {
+            groups
+                .entry(s.to_bits())
+                .or_default()
+                .push(t.outputs[i].len());
+        }
+    }
+    let pad = groups
+        .values()
+        .map(|g| {
+            let longest = g.iter().copied().max().unwrap_or(0);
+            g.iter().map(|n| longest - n).sum::<usize>()
+        })
+        .sum();
+    (pad, t.output_tokens())
+}
+
 fn mean_ttft(t: &Trace) -> f64 {
     let v: Vec<f64> = t.times.iter().filter_map(|r| r.ttft()).collect();
     v.iter().sum::<f64>() / v.len().max(1) as f64
@@ -269,6 +292,17 @@ impl BatchLab {
                     idle_slots(t).to_string()
                 }),
                 row("mean time to first token", &|t| ms(mean_ttft(t))),
+                vec![
+                    "padding, if each batch ran to its longest (what-if)".into(),
+                    {
+                        let (pad, out) = padding(st);
+                        format!(
+                            "{pad} positions ({} of the decode)",
+                            pct(pad as f64 / (pad + out).max(1) as f64)
+                        )
+                    },
+                    "0 (a finished request leaves)".into(),
+                ],
             ],
         ));
         scene.push(published::table(

@@ -431,7 +431,7 @@ fn lab_errors_list_the_valid_choices() {
         &["unknown lab `no-such-lab`", "tokenization"],
     );
     fails_with(
-        lav().args(["lab", "paged-attention"]),
+        lav().args(["lab", "speculative-decoding"]),
         &["planned", "tokenization"],
     );
     fails_with(

@@ -263,10 +263,12 @@ fn serving_metrics_reproduces_the_worked_example_and_littles_law() {
     assert_eq!(w.lookup("TTFT", "value"), Some("147 ms"));
     assert_eq!(w.lookup("TPOT", "value"), Some("48.6 ms"));
     assert_eq!(w.lookup("E2E", "value"), Some("487 ms"));
-    // The chosen request's TTFT is its queue plus its prefill.
+    // The chosen request's TTFT is its queue plus its prefill (each shown rounded to
+    // at most half a millisecond).
     let r = table(&sc, "request");
     let v = |k: &str| num(r.lookup(k, "value").unwrap());
-    assert!((v("TTFT") - v("queue") - v("prefill (scheduled → first token)")).abs() < 0.2);
+    let gap = v("TTFT") - v("queue") - v("prefill (scheduled → first token)");
+    assert!(gap.abs() <= 1.5, "{r:?}");
     let sc = scene_at(&mut s, "little", &["sim_rate=16"]);
     let law = table(&sc, "law");
     assert!(pct(&law.rows[0][5]) < 5.0, "{law:?}");

@@ -489,7 +489,7 @@ impl Engine {
         let n = t.steps.len();
         scene.push(Item::new(
             "states",
-            "Every request's state after each step: 0 not arrived, 1 waiting, 2 running, 3 preempted, 4 finished",
+            "States per step: 0 absent, 1 waiting, 2 running, 3 preempted, 4 done",
             self.engine(),
             Primitive::Heatmap(Heatmap {
                 rows: (0..reqs).map(|i| format!("r{i}")).collect(),
@@ -612,7 +612,7 @@ impl Engine {
         let prov = Provenance::computed(format!("{name}: {how}; memory: {mem_label}"));
         scene.push(table(
             "blocks",
-            "KV blocks = (memory × gpu_memory_utilization − weights − activations) / bytes per block",
+            "KV blocks = (memory × util − weights − activations) / block bytes",
             prov.clone(),
             &["", "value"],
             vec![
@@ -628,7 +628,11 @@ impl Engine {
                 ],
                 vec![
                     "bytes per block".into(),
-                    format!("{BLOCK_SIZE} × {:.1} KiB = {:.0} KiB", kv_pos / 1024.0, block / 1024.0),
+                    format!(
+                        "{BLOCK_SIZE} × {:.1} KiB = {:.0} KiB",
+                        kv_pos / 1024.0,
+                        block / 1024.0
+                    ),
                 ],
                 vec![
                     "KV blocks".into(),

@@ -409,7 +409,7 @@ impl Metrics {
             };
             scene.push(Item::new(
                 "simulated",
-                format!("TTFT as the load rises, simulated ({})", c.label),
+                format!("TTFT as the load rises on {} (simulated)", self.gpu(v).name),
                 Provenance::simulated(c.label.clone()),
                 Primitive::Plot(Plot {
                     x_label: "requests/s".into(),
@@ -617,7 +617,7 @@ impl Metrics {
         ];
         scene.push(table(
             "law",
-            "Little's law: requests in flight L = arrival rate λ × time in the system W",
+            "Little's law: in flight L = arrival rate λ × time inside W",
             Provenance::simulated(label),
             &cols,
             vec![vec![

@@ -8,6 +8,7 @@ pub use lav_testkit::*;
 pub const TRACKS: &[Register] = &[
     lav_labs_llm::register,
     lav_labs_serving::register,
+    lav_labs_gpu::register,
     lav_labs_agents::register,
 ];
 

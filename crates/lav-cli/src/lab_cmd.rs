@@ -130,6 +130,7 @@ pub fn catalogue(loader: Arc<dyn Loader>) -> Catalogue {
     let mut c = Catalogue::default();
     lav_labs_llm::register(&mut c, loader.clone());
     lav_labs_serving::register(&mut c, loader.clone());
+    lav_labs_gpu::register(&mut c, loader.clone());
     lav_labs_agents::register(&mut c, loader);
     c
 }

@@ -19,10 +19,84 @@ pub struct Gpu {
     pub tf32_tflops: f64,
     pub fp32_tflops: f64,
     pub int8_tops: Option<f64>,
+    #[serde(default)]
+    pub fp4_tflops: Option<f64>,
     pub sms: u32,
     pub l2_mb: f64,
+    pub fp32_lanes_per_sm: u32,
+    /// Shared memory an SM can give its blocks, KiB (the carve-out maximum).
+    pub shared_kb_per_sm: u32,
+    /// The most one block may ask for, KiB.
+    pub shared_kb_per_block: u32,
+    pub l1_shared_kb_per_sm: u32,
+    /// 32-bit registers per SM.
+    pub registers_per_sm: u32,
+    pub max_threads_per_sm: u32,
+    pub max_blocks_per_sm: u32,
+    pub pcie: String,
+    pub pcie_gb_s_per_direction: f64,
+    pub nvlink: String,
+    /// Summed over all links and both directions.
+    pub nvlink_gb_s_total: f64,
     pub approx: bool,
     pub source: String,
+}
+
+/// What every GPU in the table shares, and the occupancy calculator's allocation
+/// rules (`[common]` in the table).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Common {
+    pub warp_size: u32,
+    pub max_threads_per_block: u32,
+    pub max_registers_per_thread: u32,
+    pub tensor_cores_per_sm: u32,
+    pub shared_banks: u32,
+    pub bank_bytes: u32,
+    pub line_bytes: u32,
+    pub sector_bytes: u32,
+    /// Registers are given to a warp in units of this many.
+    pub register_alloc_unit: u32,
+    /// Shared memory is given to a block in units of this many bytes.
+    pub shared_alloc_unit_bytes: u32,
+    /// Shared memory the system keeps for itself in every block, KiB.
+    pub reserved_shared_kb_per_block: u32,
+}
+
+/// One level of the memory hierarchy's latency table.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Level {
+    pub name: String,
+    /// The illustrative teaching value, cycles: always shown labelled as such.
+    pub teaching_cycles: f64,
+    /// The range published microbenchmarks measured, as text ("~20–30").
+    pub measured: String,
+}
+
+/// The whole hardware table, read once.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Table {
+    pub common: Common,
+    pub gpu: Vec<Gpu>,
+    pub level: Vec<Level>,
+    pub latency_source: LatencySource,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LatencySource {
+    pub measured: String,
+}
+
+impl Table {
+    pub fn load(labs_dir: &Path) -> Result<Table> {
+        read(labs_dir, "hardware.toml")
+    }
+
+    pub fn gpu(&self, id: &str) -> Result<&Gpu> {
+        self.gpu
+            .iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| DataError(format!("GPU `{id}` is not in labs/data/hardware.toml")))
+    }
 }
 
 impl Gpu {
@@ -43,6 +117,13 @@ impl Gpu {
     }
     pub fn ridge_fp8(&self) -> Option<f64> {
         self.fp8_tflops.map(|f| f * 1e12 / self.bandwidth())
+    }
+    /// Every FP32 lane on the chip: SMs × lanes per SM.
+    pub fn fp32_lanes(&self) -> u32 {
+        self.sms * self.fp32_lanes_per_sm
+    }
+    pub fn tensor_cores(&self, common: &Common) -> u32 {
+        self.sms * common.tensor_cores_per_sm
     }
     /// Its name, marked "≈" where the table says approximate.
     pub fn label(&self) -> String {
@@ -76,19 +157,12 @@ fn read<T: for<'de> Deserialize<'de>>(dir: &Path, file: &str) -> Result<T> {
 
 /// Every GPU in the table, in file order.
 pub fn gpus(labs_dir: &Path) -> Result<Vec<Gpu>> {
-    #[derive(Deserialize)]
-    struct F {
-        gpu: Vec<Gpu>,
-    }
-    Ok(read::<F>(labs_dir, "hardware.toml")?.gpu)
+    Ok(Table::load(labs_dir)?.gpu)
 }
 
 /// One GPU by id (`h100`, `h200`, …).
 pub fn gpu(labs_dir: &Path, id: &str) -> Result<Gpu> {
-    gpus(labs_dir)?
-        .into_iter()
-        .find(|g| g.id == id)
-        .ok_or_else(|| DataError(format!("GPU `{id}` is not in labs/data/hardware.toml")))
+    Table::load(labs_dir)?.gpu(id).cloned()
 }
 
 /// The published model configurations, in file order.
@@ -146,6 +220,23 @@ mod tests {
         assert!((h.ridge_fp8().unwrap() - 591.0).abs() < 1.0);
         assert!(gpu(&dir(), "b200").unwrap().label().contains('≈'));
         assert!(gpu(&dir(), "nope").is_err());
+    }
+
+    #[test]
+    fn derived_counts_match_hardware_md() {
+        // hardware.md section 2: H100 132 × 128 = 16,896 lanes, 528 Tensor Cores;
+        // A100 108 × 64 = 6,912 and 432.
+        let t = Table::load(&dir()).unwrap();
+        let h = t.gpu("h100").unwrap();
+        assert_eq!(h.fp32_lanes(), 16_896);
+        assert_eq!(h.tensor_cores(&t.common), 528);
+        let a = t.gpu("a100").unwrap();
+        assert_eq!((a.fp32_lanes(), a.tensor_cores(&t.common)), (6_912, 432));
+        assert_eq!(t.level.len(), 4);
+        let hbm = t.level.iter().find(|l| l.name == "HBM").unwrap();
+        let reg = t.level.iter().find(|l| l.name == "Registers").unwrap();
+        assert_eq!(hbm.teaching_cycles, 400.0);
+        assert_eq!(reg.teaching_cycles, 0.0);
     }
 
     #[test]

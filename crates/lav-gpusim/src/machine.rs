@@ -70,7 +70,8 @@ pub fn get() -> &'static Machine {
     M.get_or_init(Machine::measure)
 }
 
-fn cpu_name() -> String {
+/// The CPU's model name from `/proc/cpuinfo` (or "unknown <arch> CPU").
+pub fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -82,7 +83,8 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| format!("unknown {} CPU", std::env::consts::ARCH))
 }
 
-fn simd() -> Vec<&'static str> {
+/// The SIMD features this CPU reports.
+pub fn simd() -> Vec<&'static str> {
     #[allow(unused_mut)]
     let mut v = Vec::new();
     #[cfg(target_arch = "x86_64")]
@@ -184,6 +186,136 @@ pub fn ram_bytes() -> Option<(f64, f64)> {
     Some((field("MemTotal:")?, field("MemAvailable:")?))
 }
 
+/// One cache level as the OS describes it (Linux sysfs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cache {
+    pub level: u32,
+    /// "Data", "Instruction" or "Unified".
+    pub kind: String,
+    pub bytes: u64,
+    pub line_bytes: Option<u64>,
+}
+
+/// This CPU's caches from `/sys/devices/system/cpu/cpu0/cache` (empty where the OS
+/// does not say: the labs then show "unknown").
+pub fn caches() -> Vec<Cache> {
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    let mut out = Vec::new();
+    for i in 0..8 {
+        let d = dir.join(format!("index{i}"));
+        let read = |f: &str| {
+            std::fs::read_to_string(d.join(f))
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
+            continue;
+        };
+        let bytes = parse_size(&size);
+        if let (Ok(level), Some(bytes)) = (level.parse(), bytes) {
+            out.push(Cache {
+                level,
+                kind,
+                bytes,
+                line_bytes: read("coherency_line_size").and_then(|s| s.parse().ok()),
+            });
+        }
+    }
+    out
+}
+
+/// "48K", "2048K", "32M" → bytes.
+fn parse_size(s: &str) -> Option<u64> {
+    let (num, mul) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1024),
+        'M' => (&s[..s.len() - 1], 1024 * 1024),
+        'G' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok().map(|n| n * mul)
+}
+
+/// The cache-line size the OS reports, if it does.
+pub fn line_bytes() -> Option<u64> {
+    caches().iter().find_map(|c| c.line_bytes)
+}
+
+/// Nanoseconds per dependent load when chasing pointers through a random cycle over
+/// a working set of `bytes`: each load's address comes from the previous load, so
+/// the time is the latency of whichever level holds the set. Best of `runs`.
+pub fn chase_ns(bytes: usize, runs: usize) -> f64 {
+    const STEP: usize = 64; // one pointer per line, so every hop is a new line
+    let n = (bytes / STEP).max(2);
+    let slots = STEP / std::mem::size_of::<usize>();
+    // A single random cycle (Sattolo's shuffle) defeats the prefetcher.
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = (x % i as u64) as usize;
+        order.swap(i, j);
+    }
+    let mut next = vec![0usize; n * slots];
+    for w in 0..n {
+        next[order[w] * slots] = order[(w + 1) % n] * slots;
+    }
+    let hops = (4 * n).clamp(200_000, 4_000_000);
+    let mut best = f64::INFINITY;
+    for _ in 0..runs.max(1) {
+        let mut p = 0usize;
+        let t = Instant::now();
+        for _ in 0..hops {
+            p = next[p];
+        }
+        let s = t.elapsed().as_secs_f64();
+        std::hint::black_box(p);
+        best = best.min(s * 1e9 / hops as f64);
+    }
+    best
+}
+
+/// The latency ladder: [`chase_ns`] over working sets from 16 KiB to 256 MiB
+/// (doubling by 4×), each (bytes, ns per load).
+pub fn latency_ladder(progress: &dyn Fn(usize, usize)) -> Vec<(usize, f64)> {
+    let sizes: Vec<usize> = (0..8).map(|i| (16 << 10) << (2 * i)).collect();
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            progress(i, sizes.len());
+            (b, chase_ns(b, 3))
+        })
+        .collect()
+}
+
+/// Reads one f32 every `stride` elements of a 64 Mi-float (256 MiB) array on one
+/// thread: useful bytes per second (only the floats read count). Best of `runs`.
+pub fn strided_read(stride: usize, runs: usize) -> f64 {
+    const N: usize = 64 << 20;
+    static DATA: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    let data = DATA.get_or_init(|| vec![1.0f32; N]);
+    let stride = stride.max(1);
+    // The same number of useful loads at every stride, so the sweep is bounded.
+    let count = (N / stride).min(N / 16);
+    let mut best = 0.0f64;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let mut acc = [0.0f32; 4];
+        let mut i = 0;
+        for k in 0..count {
+            acc[k & 3] += data[i];
+            i += stride;
+        }
+        let s = t.elapsed().as_secs_f64();
+        std::hint::black_box(acc);
+        best = best.max(count as f64 * 4.0 / s);
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +336,20 @@ mod tests {
             );
         }
         assert!((m.ridge() - m.peak_flops.best / m.read_bytes_s.best).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_latency_ladder_rises_from_cache_to_dram() {
+        // hardware.md section 5: properties only, L1 latency < DRAM latency.
+        let l1 = chase_ns(16 << 10, 3);
+        let dram = chase_ns(256 << 20, 2);
+        assert!(l1 > 0.0 && dram > 2.0 * l1, "{l1} ns vs {dram} ns");
+        // Unit strides read more useful bytes per second than line-sized ones.
+        assert!(strided_read(1, 2) > strided_read(16, 2));
+        assert_eq!(parse_size("48K"), Some(48 * 1024));
+        assert_eq!(parse_size("32M"), Some(32 << 20));
+        for c in caches() {
+            assert!(c.bytes > 0 && c.level >= 1);
+        }
     }
 }

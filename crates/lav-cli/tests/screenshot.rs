@@ -153,6 +153,10 @@ const OCR: &[(&str, &str, &[&str])] = &[
     ("tool-use", "parallel", &[]),
     ("retrieval-rag", "metrics", &[]),
     ("security-trifecta", "defenses", &["LEAKS"]),
+    ("memory-access-patterns", "coalescing", &[]),
+    ("execution-model", "occupancy", &[]),
+    ("operator-fusion", "chain", &[]),
+    ("tensor-cores", "formats", &["E4M3"]),
 ];
 
 /// The first number in a cell (`917 ms` → `917`, `1,234` → `1234`), when it has at

@@ -211,7 +211,7 @@ impl Access {
             "by-stride",
             "Utilisation by stride",
             self.prov(),
-            "% of fetched bytes used",
+            "%",
             bs,
         ));
         Ok(s)

@@ -310,9 +310,7 @@ impl Compile {
         s.push(Item::new(
             "stages",
             format!("torch.compile, mode = {mode} (each region goes through every stage)"),
-            Provenance::published(
-                "Ansel et al., PyTorch 2 (ASPLOS 2024); PyTorch torch.compile documentation",
-            ),
+            Provenance::computed("the published stages below, drawn as a graph"),
             Primitive::Graph(Graph {
                 nodes: stages
                     .iter()

@@ -455,13 +455,7 @@ impl Why {
         s.push(Item::new(
             "stack",
             "The CUDA software stack",
-            Provenance::published(
-                facts
-                    .iter()
-                    .map(|f| f.source.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
+            Provenance::computed("the published stack below, drawn as a graph"),
             Primitive::Graph(Graph { nodes, edges }),
         ));
         s.push(published::table("facts", "Published", &facts));

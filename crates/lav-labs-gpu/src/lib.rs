@@ -5,8 +5,11 @@
 //! model's weights, activations and logits wherever a lab needs data; and wherever an
 //! effect exists on a CPU it is also measured on this machine beside the simulation.
 //!
-//! May depend on `lav-lab`, `lav-scene`, `lav-model`, `lav-gpusim` and candle (the
-//! reference softmax); never on a renderer, the network or another track.
+//! Measured panels on the learner's own GPU come from `lav-gpu-kernels` (WGSL through
+//! wgpu).
+//!
+//! May depend on `lav-lab`, `lav-scene`, `lav-model`, `lav-gpusim`, `lav-gpu-kernels`
+//! and candle (the reference softmax); never on a renderer, the network or another track.
 
 pub mod labs;
 

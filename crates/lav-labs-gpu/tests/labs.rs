@@ -22,6 +22,24 @@ fn num(s: &str) -> f64 {
         .unwrap_or_else(|| panic!("not a number: {s}"))
 }
 
+/// The measured-on-your-GPU panel: every kernel's output within `tol` of the CPU's,
+/// and the panel labelled with the adapter (CI has lavapipe, so there is one).
+fn gpu_panel(s: &Scene, id: &str, kernels: usize, tol: f64) {
+    let t = table(s, id);
+    assert_eq!(t.rows.len(), kernels, "{t:?}");
+    for r in &t.rows {
+        assert!(num(&r[4]) <= tol, "{r:?}");
+    }
+    let prov = s.item(id).unwrap().provenance.label();
+    assert!(
+        prov.contains("measured on") && prov.contains("timed with"),
+        "{prov}"
+    );
+    if prov.contains("a CPU emulating a GPU") {
+        assert!(s.item(&format!("{id}-software")).is_some());
+    }
+}
+
 fn title<'a>(s: &'a Scene, id: &str) -> &'a str {
     &s.item(id).unwrap_or_else(|| panic!("no {id}")).title
 }
@@ -70,6 +88,7 @@ fn coalescing_and_bank_conflicts_match_the_curriculum() {
         gbs[0],
         gbs[4]
     );
+    gpu_panel(&sc, "gpu", 6, 0.0);
 }
 
 fn sc_broadcast(s: &mut lav_lab::Session) -> Scene {
@@ -101,6 +120,7 @@ fn tiled_matmul_reads_are_counted_to_the_formulas() {
     for r in &table(&sc, "cpu").rows {
         assert!(num(&r[4]) < 1e-2, "{r:?}");
     }
+    gpu_panel(&sc, "gpu", 2, 1e-2);
 }
 
 #[test]
@@ -232,6 +252,7 @@ fn fusion_counts_and_flash_attention_on_real_qkv() {
     assert_eq!(cell(t, "outputs equal", "unfused"), "yes, bit for bit");
     let cpu = table(&sc, "cpu");
     assert_eq!(cell(cpu, "fused (1 pass)", "outputs equal"), "yes");
+    gpu_panel(&sc, "gpu-chain", 2, 1e-5);
     for (layer, head, tile) in [("0", "0", "8"), ("17", "8", "4"), ("29", "4", "16")] {
         let sc = scene_at(
             &mut s,
@@ -331,6 +352,8 @@ fn block_and_thread_softmax_equal_candles_on_real_logits() {
         cell(p, "offsets masked past the row end", "value"),
         "16,384"
     );
+    // The thread-per-row kernel sums 49,152 terms in order: the same drift as above.
+    gpu_panel(&sc, "gpu", 2, 2e-4);
     let with = scene_at(&mut s, "pipeline", &["break=true"]);
     let without = scene_at(&mut s, "pipeline", &["break=false"]);
     assert!(title(&with, "program").contains("2 compiled region"));
@@ -371,5 +394,6 @@ fn memory_levels_and_why_gpus_read_the_table() {
     let sc = scene_at(&mut s, "matmul", &[]);
     let t = table(&sc, "race");
     assert!(t.rows.iter().take(3).all(|r| num(&r[4]) < 1e-2), "{t:?}");
+    gpu_panel(&sc, "gpu", 2, 1e-2);
     scene_at(&mut s, "stack", &[]);
 }

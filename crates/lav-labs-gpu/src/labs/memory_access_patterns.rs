@@ -3,7 +3,9 @@
 //! utilisation; shared-memory banks, conflicts, padding, broadcast), and the same
 //! strides timed on this CPU with its cache-line size read from the OS.
 
+use super::on_gpu::{self, Kept, Rate};
 use super::{Context, commas, measured, pct};
+use lav_gpu_kernels::Measured;
 use lav_gpusim::Table;
 use lav_gpusim::access::{Geometry, Pattern, banks, coalesce};
 use lav_gpusim::machine;
@@ -11,6 +13,7 @@ use lav_lab::items::{bar, bars, table, text};
 use lav_lab::job::{Job, State, progress_item};
 use lav_lab::{Control, Lab, LabState, Result, ResultExt, Step, Steps, Values};
 use lav_scene::*;
+use std::sync::OnceLock;
 
 const STRIDED: &str = "strided";
 const SCATTERED: &str = "scattered";
@@ -60,7 +63,10 @@ struct Controls {
 }
 
 /// Useful bytes/s by stride on this CPU, and the OS's line size.
-type Sweep = (Vec<(usize, f64)>, Option<u64>);
+type Sweep = (Vec<(usize, f64)>, Option<u64>, Kept<Vec<Measured>>);
+
+/// Floats each GPU read kernel copies (the strided ones read 32× as far).
+const GPU_FLOATS: usize = 1 << 19;
 
 struct Access {
     c: Controls,
@@ -294,14 +300,26 @@ impl Access {
 
     fn measured(&mut self, _: &Values) -> Result<Scene> {
         let mut s = Scene::new();
-        let (sweep, line) = match self.sweep.get(&(), |p| {
+        let (sweep, line, gpu) = match self.sweep.get(&(), |p| {
             let mut out = Vec::new();
             for (i, &st) in SWEEP.iter().enumerate() {
                 p.check()?;
-                p.set(i as u64, SWEEP.len() as u64, format!("stride {st}"));
+                p.set(i as u64, SWEEP.len() as u64 + 1, format!("stride {st}"));
                 out.push((st, machine::strided_read(st, 3)));
             }
-            Ok((out, machine::line_bytes()))
+            p.set(
+                SWEEP.len() as u64,
+                SWEEP.len() as u64 + 1,
+                "the same reads on your GPU",
+            );
+            static GPU: OnceLock<Kept<Vec<Measured>>> = OnceLock::new();
+            let gpu = on_gpu::once(&GPU, |g| {
+                [1, 2, 4, 8, 16, 32]
+                    .iter()
+                    .map(|&st| lav_gpu_kernels::strided_read(g, GPU_FLOATS, st, 3))
+                    .collect()
+            });
+            Ok((out, machine::line_bytes(), gpu))
         })? {
             State::Running(p) => {
                 s.push(progress_item(
@@ -355,6 +373,14 @@ impl Access {
             ],
             rows,
         ));
+        for item in on_gpu::panel(
+            "gpu",
+            "The same strides as WGSL kernels on your GPU (each copies 524,288 floats)",
+            &gpu,
+            Rate::Bytes,
+        ) {
+            s.push(item);
+        }
         Ok(s)
     }
 }

@@ -5,7 +5,9 @@
 //! real Q, K and V for one layer and head, tile by tile with the running max and sum,
 //! against standard attention and against the model's own attention output.
 
+use super::on_gpu::{self, Kept, Rate};
 use super::{Context, commas, gpu_control, measured, pct, secs, selected, sim};
+use lav_gpu_kernels::Measured;
 use lav_gpusim::Table;
 use lav_gpusim::flash::{self, Shape};
 use lav_gpusim::fusion::{self, Op, Operands};
@@ -14,6 +16,7 @@ use lav_lab::job::{Job, State, progress_item};
 use lav_lab::{Control, Lab, LabState, Result, ResultExt, Step, Steps, Values, published};
 use lav_model::{Capture, Logits};
 use lav_scene::*;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 const CHAINS: [&str; 4] = [
@@ -109,6 +112,9 @@ struct Qkv {
     attn: Vec<f32>,
 }
 
+/// The CPU chain (unfused s, fused s, outputs equal) and the GPU kernels.
+type Chain = (f64, f64, bool, Kept<Vec<Measured>>);
+
 struct Fusion {
     c: Controls,
     t: Table,
@@ -120,7 +126,7 @@ struct Fusion {
     d: usize,
     layers: Vec<Qkv>,
     /// The elementwise chain over [`TIMED`] floats: (unfused s, fused s, equal).
-    timed: Job<(), (f64, f64, bool)>,
+    timed: Job<(), Chain>,
 }
 
 impl LabState for Fusion {
@@ -310,31 +316,51 @@ impl Fusion {
                 timed_fused(&mut xf, &bias);
                 best_f = best_f.min(t0.elapsed().as_secs_f64());
             }
-            Ok((best_u, best_f, xu == xf))
+            p.set(2, 3, "the same chain on your GPU");
+            static GPU: OnceLock<Kept<Vec<Measured>>> = OnceLock::new();
+            let gpu = on_gpu::once(&GPU, |g| {
+                [false, true]
+                    .iter()
+                    .map(|&f| lav_gpu_kernels::chain(g, 1 << 22, f, 3))
+                    .collect()
+            });
+            Ok((best_u, best_f, xu == xf, gpu))
         })? {
             State::Running(p) => {
                 s.push(progress_item("progress", "Timing the chain on this CPU", p))
             }
-            State::Ready((u, f, eq)) => s.push(table(
-                "cpu",
-                "bias → ReLU → ×2 → GELU over 64 MiB on this CPU",
-                measured("one thread, best of 3; the fused pass reads and writes each value once"),
-                &["run", "time", "speed-up", "outputs equal"],
-                vec![
+            State::Ready((u, f, eq, gpu)) => {
+                for item in on_gpu::panel(
+                    "gpu-chain",
+                    "The same chain over 4,194,304 floats as WGSL kernels on your GPU",
+                    gpu,
+                    Rate::Bytes,
+                ) {
+                    s.push(item);
+                }
+                s.push(table(
+                    "cpu",
+                    "bias → ReLU → ×2 → GELU over 64 MiB on this CPU",
+                    measured(
+                        "one thread, best of 3; the fused pass reads and writes each value once",
+                    ),
+                    &["run", "time", "speed-up", "outputs equal"],
                     vec![
-                        "unfused (4 passes)".into(),
-                        secs(*u),
-                        "1.00×".into(),
-                        String::new(),
+                        vec![
+                            "unfused (4 passes)".into(),
+                            secs(*u),
+                            "1.00×".into(),
+                            String::new(),
+                        ],
+                        vec![
+                            "fused (1 pass)".into(),
+                            secs(*f),
+                            format!("{:.2}×", u / f),
+                            if *eq { "yes" } else { "NO" }.into(),
+                        ],
                     ],
-                    vec![
-                        "fused (1 pass)".into(),
-                        secs(*f),
-                        format!("{:.2}×", u / f),
-                        if *eq { "yes" } else { "NO" }.into(),
-                    ],
-                ],
-            )),
+                ));
+            }
         }
         Ok(s)
     }

@@ -3,13 +3,16 @@
 //! counts, checked against 2N³ and 2N³/T by the tests), the C cells that share a row
 //! of A or a column of B, and both kernels timed here in an uncounted build.
 
+use super::on_gpu::{self, Kept, Rate};
 use super::{Context, commas, measured, secs};
+use lav_gpu_kernels::Measured;
 use lav_gpusim::tiling::{self, Count, NoCount};
 use lav_lab::items::{bar, bars, table, text};
 use lav_lab::job::{Job, State, progress_item};
 use lav_lab::{Control, Lab, LabState, Result, Step, Steps, Values};
 use lav_scene::*;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// The largest C drawn cell by cell.
@@ -53,7 +56,7 @@ struct Tiling {
     c: Controls,
     /// Simulated read counts by (n, tile); tile 0 is the naive kernel.
     counts: HashMap<(usize, usize), Count>,
-    timed: Job<(), Vec<Timing>>,
+    timed: Job<(), (Vec<Timing>, Kept<Vec<Measured>>)>,
 }
 
 impl LabState for Tiling {
@@ -301,7 +304,19 @@ impl Tiling {
                 }
                 out.push((n, naive, tiles, worst));
             }
-            Ok(out)
+            p.set(
+                TIMED.len() as u64,
+                TIMED.len() as u64 + 1,
+                "the same kernels on your GPU",
+            );
+            static GPU: OnceLock<Kept<Vec<Measured>>> = OnceLock::new();
+            let gpu = on_gpu::once(&GPU, |g| {
+                [false, true]
+                    .iter()
+                    .map(|&t| lav_gpu_kernels::matmul(g, 256, t, 3))
+                    .collect()
+            });
+            Ok((out, gpu))
         })? {
             State::Running(p) => {
                 s.push(progress_item(
@@ -313,6 +328,7 @@ impl Tiling {
             }
             State::Ready(r) => r.clone(),
         };
+        let (rows, gpu) = rows;
         let mut table_rows = Vec::new();
         let mut bs = Vec::new();
         for (n, naive, tiles, worst) in &rows {
@@ -351,6 +367,14 @@ impl Tiling {
             table_rows,
         ));
         s.push(bars("cpu-bars", "Time per kernel", prov, "ms", bs));
+        for item in on_gpu::panel(
+            "gpu",
+            "256×256 naive vs 16×16-tiled WGSL kernels on your GPU",
+            &gpu,
+            Rate::Flops,
+        ) {
+            s.push(item);
+        }
         Ok(s)
     }
 }

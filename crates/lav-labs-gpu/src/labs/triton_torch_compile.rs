@@ -5,15 +5,19 @@
 //! softmax; and the torch.compile pipeline, with a graph break splitting a program
 //! into two compiled regions (a static diagram of the published design).
 
+use super::on_gpu::{self, Kept, Rate};
 use super::{Context, commas, pct};
+use lav_gpu_kernels::Measured;
 use lav_gpusim::block_program::{self, Program};
 use lav_gpusim::simt::{self, kernels};
 use lav_lab::items::{ModelSource, table, text};
+use lav_lab::job::{Job, State, progress_item};
 use lav_lab::{
     Control, Lab, LabError, LabState, Result, ResultExt, Step, Steps, Values, published,
 };
 use lav_model::Logits;
 use lav_scene::*;
+use std::sync::{Arc, OnceLock};
 
 const PROMPT: &str = "The compiler writes the kernel";
 
@@ -123,6 +127,8 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             busy: run.warps.iter().map(|w| w.efficiency()).sum::<f64>() / run.warps.len() as f64,
             warps: run.warps.len(),
             block_dim: launch.block_dim,
+            x: Arc::new(x),
+            gpu: Job::default(),
         },
         steps,
     )
@@ -152,9 +158,16 @@ struct Compile {
     busy: f64,
     warps: usize,
     block_dim: usize,
+    /// The logits, for the GPU kernels.
+    x: Arc<Vec<f32>>,
+    gpu: Job<(), Kept<Vec<Measured>>>,
 }
 
-impl LabState for Compile {}
+impl LabState for Compile {
+    fn busy(&self) -> bool {
+        self.gpu.busy()
+    }
+}
 
 impl Compile {
     fn softmax(&mut self, v: &Values) -> Result<Scene> {
@@ -238,6 +251,33 @@ impl Compile {
                 ],
             ],
         ));
+        let (x, rows, cols) = (self.x.clone(), self.rows, self.cols);
+        match self.gpu.get(&(), move |p| {
+            p.set(0, 1, "both softmaxes on your GPU");
+            static GPU: OnceLock<Kept<Vec<Measured>>> = OnceLock::new();
+            Ok(on_gpu::once(&GPU, |g| {
+                [false, true]
+                    .iter()
+                    .map(|&w| lav_gpu_kernels::softmax(g, &x, rows, cols, w, 3).map(|r| r.0))
+                    .collect()
+            }))
+        })? {
+            State::Running(p) => s.push(progress_item(
+                "progress",
+                "Running both softmaxes as WGSL kernels",
+                p,
+            )),
+            State::Ready(g) => {
+                for item in on_gpu::panel(
+                    "gpu",
+                    "Thread per row vs workgroup per row as WGSL kernels on your GPU",
+                    g,
+                    Rate::Bytes,
+                ) {
+                    s.push(item);
+                }
+            }
+        }
         s.push(published::table(
             "facts",
             "Published",

@@ -3,12 +3,15 @@
 //! and lane counts; the same matmul raced on this CPU (one thread scalar, one thread
 //! SIMD through candle, all threads) beside the GPU row's peak; and the software stack.
 
+use super::on_gpu::{self, Kept, Rate};
 use super::{Context, flops, gpu_control, measured, secs, selected, sim};
+use lav_gpu_kernels::Measured;
 use lav_gpusim::{Table, machine};
 use lav_lab::items::{bar, table, text};
 use lav_lab::job::{Job, State, progress_item};
 use lav_lab::{Control, Lab, LabState, Result, ResultExt, Step, Steps, Values, published};
 use lav_scene::*;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Tasks in the race.
@@ -60,7 +63,7 @@ struct Controls {
 type Race = (Vec<(usize, f64, f64)>, usize);
 
 /// (name, seconds, largest difference from the scalar result).
-type Timed = Vec<(String, f64, f32)>;
+type Timed = (Vec<(String, f64, f32)>, Kept<Vec<Measured>>);
 
 struct Why {
     c: Controls,
@@ -347,11 +350,21 @@ impl Why {
             p.set(2, 3, "all threads, SIMD");
             let (all, d2) = run()?;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            Ok(vec![
-                ("1 thread, scalar".to_string(), scalar, 0.0),
-                ("1 thread, SIMD (candle)".to_string(), simd, d1),
-                (format!("{cores} threads, SIMD (candle)"), all, d2),
-            ])
+            static GPU: OnceLock<Kept<Vec<Measured>>> = OnceLock::new();
+            let gpu = on_gpu::once(&GPU, |g| {
+                [false, true]
+                    .iter()
+                    .map(|&t| lav_gpu_kernels::matmul(g, N, t, 3))
+                    .collect()
+            });
+            Ok((
+                vec![
+                    ("1 thread, scalar".to_string(), scalar, 0.0),
+                    ("1 thread, SIMD (candle)".to_string(), simd, d1),
+                    (format!("{cores} threads, SIMD (candle)"), all, d2),
+                ],
+                gpu,
+            ))
         })? {
             State::Running(p) => {
                 s.push(progress_item(
@@ -363,6 +376,7 @@ impl Why {
             }
             State::Ready(t) => t.clone(),
         };
+        let (timed, gpu) = timed;
         let fl = 2.0 * (N as f64).powi(3);
         let mut rows: Vec<Vec<String>> = timed
             .iter()
@@ -419,6 +433,14 @@ impl Why {
                 log: true,
             }),
         ));
+        for item in on_gpu::panel(
+            "gpu",
+            &format!("The same {N}×{N} matmul as WGSL kernels on your GPU"),
+            &gpu,
+            Rate::Flops,
+        ) {
+            s.push(item);
+        }
         Ok(s)
     }
 

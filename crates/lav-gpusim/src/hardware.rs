@@ -97,6 +97,22 @@ impl Table {
             .find(|g| g.id == id)
             .ok_or_else(|| DataError(format!("GPU `{id}` is not in labs/data/hardware.toml")))
     }
+
+    /// The row for the chip a driver names ("NVIDIA H100 80GB HBM3",
+    /// "NVIDIA A100-SXM4-80GB"): the row whose model word (the first word of its
+    /// name) is a word of the driver's name. `None` for a chip the table lacks.
+    pub fn row_for_device(&self, device_name: &str) -> Option<&Gpu> {
+        let words: Vec<String> = device_name
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .map(str::to_ascii_uppercase)
+            .collect();
+        self.gpu.iter().find(|g| {
+            g.name
+                .split_whitespace()
+                .next()
+                .is_some_and(|m| words.iter().any(|w| *w == m.to_ascii_uppercase()))
+        })
+    }
 }
 
 impl Gpu {
@@ -237,6 +253,21 @@ mod tests {
         let reg = t.level.iter().find(|l| l.name == "Registers").unwrap();
         assert_eq!(hbm.teaching_cycles, 400.0);
         assert_eq!(reg.teaching_cycles, 0.0);
+    }
+
+    #[test]
+    fn driver_names_find_their_row() {
+        // Names as nvidia-smi and cuDeviceGetName print them.
+        let t = Table::load(&dir()).unwrap();
+        let row = |n: &str| t.row_for_device(n).map(|g| g.id.as_str());
+        assert_eq!(row("NVIDIA H100 80GB HBM3"), Some("h100"));
+        assert_eq!(row("NVIDIA H100 PCIe"), Some("h100"));
+        assert_eq!(row("NVIDIA A100-SXM4-80GB"), Some("a100"));
+        assert_eq!(row("NVIDIA H200"), Some("h200"));
+        assert_eq!(row("NVIDIA B200"), Some("b200"));
+        assert_eq!(row("NVIDIA GeForce RTX 4090"), None);
+        // A word that only contains a model name is not that model.
+        assert_eq!(row("NVIDIA GH100X"), None);
     }
 
     #[test]

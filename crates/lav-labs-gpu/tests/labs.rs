@@ -134,6 +134,18 @@ fn execution_model_runs_the_grid_and_the_worked_occupancy_example() {
         cell(t, "c equals a plain loop", "value"),
         "yes, every element"
     );
+    // The names' tooltips follow the toggle and carry this launch's values.
+    let terms = table(&sc, "terms");
+    assert_eq!(
+        cell(terms, "blockIdx.x", "means"),
+        "which block this thread is in: 0 … 3"
+    );
+    assert!(terms.lookup("__global__", "means").is_none());
+    let sc = scene_at(&mut s, "hierarchy", &["cuda=true"]);
+    let terms = table(&sc, "terms");
+    assert!(cell(terms, "__global__", "means").contains("runs on the GPU"));
+    assert!(cell(terms, "<<<grid, block>>>", "means").contains("4 blocks of 256"));
+    assert!(text(&sc, "code").contains("__global__"));
     let sc = scene_at(
         &mut s,
         "occupancy",
@@ -395,5 +407,46 @@ fn memory_levels_and_why_gpus_read_the_table() {
     let t = table(&sc, "race");
     assert!(t.rows.iter().take(3).all(|r| num(&r[4]) < 1e-2), "{t:?}");
     gpu_panel(&sc, "gpu", 2, 1e-2);
+    // Built without `--features cuda`, the CUDA panel is one line saying how to get it.
+    #[cfg(not(feature = "cuda"))]
+    assert!(text(&sc, "cuda").contains("--features cuda"));
     scene_at(&mut s, "stack", &[]);
+}
+
+/// The CUDA device as the driver describes it, set beside its table row: the row is
+/// found from the driver's name and the SM counts compared (an H100 PCIe has fewer
+/// SMs than the SXM row).
+#[test]
+fn a_cuda_device_is_shown_beside_its_table_row() {
+    use lav_labs_gpu::labs::on_cuda::{Device, device_table};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs");
+    let t = lav_gpusim::Table::load(&dir).unwrap();
+    let pcie = Device {
+        name: "NVIDIA H100 PCIe".into(),
+        sms: 114,
+        memory_bytes: 85_520_809_984,
+        capability: (9, 0),
+    };
+    let item = device_table("cuda", &pcie, t.row_for_device(&pcie.name));
+    let Primitive::Table(tb) = &item.primitive else {
+        panic!()
+    };
+    assert_eq!(cell(tb, "name", "table row"), "H100 SXM 80GB");
+    assert_eq!(cell(tb, "SMs", "driver"), "114");
+    assert_eq!(cell(tb, "SMs", "table row"), "132");
+    assert_eq!(tb.rows[1][3], "differs");
+    assert_eq!(cell(tb, "memory", "driver"), "85.5 GB");
+    assert!(item.provenance.label().contains("capability 9.0"));
+    let rtx = Device {
+        name: "NVIDIA GeForce RTX 4090".into(),
+        sms: 128,
+        memory_bytes: 25_757_220_864,
+        capability: (8, 9),
+    };
+    let item = device_table("cuda", &rtx, t.row_for_device(&rtx.name));
+    let Primitive::Table(tb) = &item.primitive else {
+        panic!()
+    };
+    assert_eq!(cell(tb, "name", "table row"), "no row for this chip");
+    assert_eq!(cell(tb, "SMs", "table row"), "—");
 }

@@ -174,6 +174,58 @@ impl Exec {
             Provenance::computed("the program the executor runs"),
             code,
         ));
+        // What a tooltip on each name would say, filled in with this launch's values.
+        let cuda = v.flag(&self.c.cuda);
+        let mut terms: Vec<Vec<String>> = Vec::new();
+        if cuda {
+            terms.push(vec![
+                "__global__".into(),
+                "runs on the GPU, one copy per thread; launched from the host".into(),
+            ]);
+        } else {
+            terms.push(vec![
+                "r0, r1, …".into(),
+                format!(
+                    "each thread's own registers ({} per thread in this kernel)",
+                    k.registers
+                ),
+            ]);
+        }
+        terms.extend([
+            vec![
+                "blockIdx.x".into(),
+                format!("which block this thread is in: 0 … {}", grid - 1),
+            ],
+            vec!["blockDim.x".into(), format!("threads per block: {bd}")],
+            vec![
+                "threadIdx.x".into(),
+                format!("this thread's place in its block: 0 … {}", bd - 1),
+            ],
+            vec![
+                if cuda {
+                    "idx < n".into()
+                } else {
+                    format!("r0 < {n}")
+                },
+                format!(
+                    "the guard: {} launched threads have no element and do nothing",
+                    commas((launched - n) as u64)
+                ),
+            ],
+        ]);
+        if cuda {
+            terms.push(vec![
+                "<<<grid, block>>>".into(),
+                format!("the launch: {grid} blocks of {bd} threads, chosen by the host"),
+            ]);
+        }
+        s.push(table(
+            "terms",
+            "What each name means (the code's tooltips)",
+            Provenance::computed("filled in from this launch"),
+            &["name", "means"],
+            terms,
+        ));
         s.push(table(
             "launch",
             &format!("add<<<{grid}, {bd}>>> over N = {n}"),

@@ -4,6 +4,7 @@
 mod execution_model;
 mod memory_access_patterns;
 mod memory_hierarchy;
+pub mod on_cuda;
 mod on_gpu;
 mod operator_fusion;
 mod roofline_model;

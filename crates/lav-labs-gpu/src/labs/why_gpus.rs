@@ -1,8 +1,11 @@
 //! why-gpus: this CPU as the OS reports it beside a GPU row; 32 tasks timed on this
 //! machine's real cores beside the same tasks on a GPU simulated from the table's SM
 //! and lane counts; the same matmul raced on this CPU (one thread scalar, one thread
-//! SIMD through candle, all threads) beside the GPU row's peak; and the software stack.
+//! SIMD through candle, all threads), on the learner's GPU through WGSL and, built with
+//! `--features cuda` on a machine with a device, through candle's CUDA backend, beside
+//! the GPU row's peak; and the software stack.
 
+use super::on_cuda;
 use super::on_gpu::{self, Kept, Rate};
 use super::{Context, flops, gpu_control, measured, secs, selected, sim};
 use lav_gpu_kernels::Measured;
@@ -63,7 +66,11 @@ struct Controls {
 type Race = (Vec<(usize, f64, f64)>, usize);
 
 /// (name, seconds, largest difference from the scalar result).
-type Timed = (Vec<(String, f64, f32)>, Kept<Vec<Measured>>);
+type Timed = (
+    Vec<(String, f64, f32)>,
+    Kept<Vec<Measured>>,
+    Kept<on_cuda::Run>,
+);
 
 struct Why {
     c: Controls,
@@ -316,7 +323,7 @@ impl Why {
             let b: Vec<f32> = (0..n * n)
                 .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
                 .collect();
-            p.set(0, 3, "one thread, scalar");
+            p.set(0, 4, "one thread, scalar");
             let t0 = Instant::now();
             let c0 = scalar_matmul(&a, &b, n);
             let scalar = t0.elapsed().as_secs_f64();
@@ -341,13 +348,13 @@ impl Why {
                 Ok((best, d))
             };
             p.check()?;
-            p.set(1, 3, "one thread, SIMD");
+            p.set(1, 4, "one thread, SIMD");
             let one = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
                 .map_err(|e| lav_lab::LabError::Input(e.to_string()))?;
             let (simd, d1) = one.install(run)?;
-            p.set(2, 3, "all threads, SIMD");
+            p.set(2, 4, "all threads, SIMD");
             let (all, d2) = run()?;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             static GPU: OnceLock<Kept<Vec<Measured>>> = OnceLock::new();
@@ -357,6 +364,9 @@ impl Why {
                     .map(|&t| lav_gpu_kernels::matmul(g, N, t, 3))
                     .collect()
             });
+            static CUDA: OnceLock<Kept<on_cuda::Run>> = OnceLock::new();
+            p.set(3, 4, "CUDA, where there is a device");
+            let cuda = CUDA.get_or_init(|| on_cuda::matmul(&a, &b, n, &c0)).clone();
             Ok((
                 vec![
                     ("1 thread, scalar".to_string(), scalar, 0.0),
@@ -364,6 +374,7 @@ impl Why {
                     (format!("{cores} threads, SIMD (candle)"), all, d2),
                 ],
                 gpu,
+                cuda,
             ))
         })? {
             State::Running(p) => {
@@ -376,7 +387,7 @@ impl Why {
             }
             State::Ready(t) => t.clone(),
         };
-        let (timed, gpu) = timed;
+        let (timed, gpu, cuda) = timed;
         let fl = 2.0 * (N as f64).powi(3);
         let mut rows: Vec<Vec<String>> = timed
             .iter()
@@ -390,6 +401,15 @@ impl Why {
                 ]
             })
             .collect();
+        if let Ok(r) = &cuda {
+            rows.push(vec![
+                format!("{} (candle, CUDA)", r.device.name),
+                secs(r.seconds),
+                flops(fl / r.seconds),
+                format!("{:.0}×", timed[0].1 / r.seconds),
+                format!("{:.1e}", r.max_diff),
+            ]);
+        }
         let gpu_fp32 = fl / (g.fp32_tflops * 1e12);
         let gpu_bf16 = fl / g.bf16();
         for (name, t) in [
@@ -410,7 +430,9 @@ impl Why {
         s.push(table(
             "race",
             &format!("The same {N}×{N}×{N} f32 matmul ({:.0} MFLOP)", fl / 1e6),
-            measured("timed here, best of 3 for candle; the GPU rows are the table's peaks, a lower bound"),
+            measured(
+                "timed here, best of 3 for candle (on CUDA too where built and present); the simulated rows are the table's peaks, a lower bound",
+            ),
             &["where", "time", "rate", "vs scalar", "largest difference from scalar"],
             rows,
         ));
@@ -433,6 +455,17 @@ impl Why {
                 log: true,
             }),
         ));
+        s.push(match &cuda {
+            Ok(r) => {
+                on_cuda::device_table("cuda", &r.device, self.t.row_for_device(&r.device.name))
+            }
+            Err(e) => text(
+                "cuda",
+                "CUDA: not in the race",
+                Provenance::computed("no CUDA measurement in this build or on this machine"),
+                format!("No CUDA row: {e}."),
+            ),
+        });
         for item in on_gpu::panel(
             "gpu",
             &format!("The same {N}×{N} matmul as WGSL kernels on your GPU"),

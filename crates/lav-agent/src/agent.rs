@@ -105,6 +105,24 @@ pub enum Stop {
     StepCap,
     TokenBudget,
     Deadline,
+    /// The same call came back with the same error on two ticks in a row (or the same
+    /// success on three): the model is stuck, and more ticks would only repeat it.
+    Repeating,
+}
+
+impl Stop {
+    /// What stopped the run, in words.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Stop::EndOfTurn => "end of turn: the model answered",
+            Stop::StepCap => "the step cap",
+            Stop::TokenBudget => "the token budget",
+            Stop::Deadline => "the deadline",
+            Stop::Repeating => {
+                "a loop: the same call failed the same way twice in a row (or got the same result three times)"
+            }
+        }
+    }
 }
 
 /// A finished run: the final state, why it stopped, and the answer if there was one.
@@ -189,6 +207,9 @@ fn run_ticks(
     model: &str,
     start: Instant,
 ) -> Result<(Stop, Option<String>)> {
+    // The previous tick's calls with their results, and for how many ticks in a row
+    // each has come back the same.
+    let mut before: Vec<((String, serde_json::Value, String), usize)> = Vec::new();
     loop {
         if state.ticks >= limits.max_ticks {
             return Ok((Stop::StepCap, None));
@@ -249,6 +270,8 @@ fn run_ticks(
                 let mut m = Message::new(Role::Assistant, text);
                 m.tool_calls = calls.clone();
                 state.transcript.push(m);
+                let mut now = Vec::new();
+                let mut repeated = None;
                 for call in &calls {
                     let t = Instant::now();
                     let span = tracing::info_span!(
@@ -271,12 +294,39 @@ fn run_ticks(
                     }
                     drop(span);
                     observer.tool(tick, call, &result, t.elapsed().as_secs_f64());
+                    let key = (
+                        call.name.clone(),
+                        call.arguments.clone(),
+                        result.content.clone(),
+                    );
+                    let streak = 1 + before
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map_or(0, |(_, n)| *n);
+                    // The same error twice is a loop; a success may be repeated once
+                    // on purpose (reading a page again), not twice.
+                    let limit = if result.is_error { 2 } else { 3 };
+                    if streak >= limit && repeated.is_none() {
+                        repeated = Some(call.clone());
+                    }
+                    now.push((key, streak));
                     let mut m = Message::new(Role::Tool, result.content.clone());
                     m.tool_call_id = Some(call.id.clone());
                     m.is_error = result.is_error;
                     state.transcript.push(m);
                 }
                 observer.tick_end(state);
+                if let Some(call) = repeated {
+                    // The trace says which call looped, on the run's span.
+                    tracing::warn!(
+                        lav.repeated_tool = call.name.as_str(),
+                        lav.repeated_arguments = call.arguments.to_string().as_str(),
+                        "{} got the same result for the same arguments on consecutive ticks",
+                        call.name
+                    );
+                    return Ok((Stop::Repeating, None));
+                }
+                before = now;
             }
         }
     }

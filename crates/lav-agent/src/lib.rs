@@ -15,6 +15,7 @@ pub mod guard;
 pub mod openai;
 pub mod record;
 pub mod scripted;
+pub mod tasks;
 
 pub use agent::{
     AgentError, Limits, Llm, Message, Observer, Reply, Role, Run, State, Stop, ToolCall,

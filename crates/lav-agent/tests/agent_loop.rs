@@ -151,7 +151,11 @@ fn step_cap_token_budget_and_deadline_stop_the_loop() {
         }
         fn next(&mut self, s: &State, _: &[ToolSpec]) -> Result<Reply, AgentError> {
             std::thread::sleep(Duration::from_millis(30));
-            Ok(calls(&format!("c{}", s.ticks), json!({"a": 1, "b": 1})))
+            // Different arguments each tick: a loop of the same call would stop first.
+            Ok(calls(
+                &format!("c{}", s.ticks),
+                json!({"a": s.ticks, "b": 1}),
+            ))
         }
     }
     let limits = Limits {
@@ -163,6 +167,81 @@ fn step_cap_token_budget_and_deadline_stop_the_loop() {
     assert_eq!(r.stop, Stop::Deadline);
     // However slow the machine, the deadline (not the step cap) ends it.
     assert!(r.state.ticks < 100, "{}", r.state.ticks);
+}
+
+/// A doom loop: the same call with the same result twice in a row stops the run on
+/// the second tick, with the reason; a different failure, or a fixed call, does not.
+#[test]
+fn the_same_failure_twice_in_a_row_stops_the_run() {
+    let bad = || calls("c", json!({"a": "x", "b": 1}));
+    let mut tools = Adder { calls: 0 };
+    let r = run(
+        &mut ScriptedPolicy::new("s", vec![bad(), bad(), bad(), bad()]),
+        &mut tools,
+        start(),
+        Limits::default(),
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.stop, r.state.ticks, tools.calls),
+        (Stop::Repeating, 2, 2)
+    );
+    assert!(r.stop.describe().contains("twice in a row"));
+    // A call that succeeds with the same result three times in a row loops as surely
+    // (twice may be on purpose).
+    let same = || calls("c", json!({"a": 1, "b": 1}));
+    let r = run(
+        &mut ScriptedPolicy::new("s", vec![same(), same(), same(), same()]),
+        &mut tools,
+        start(),
+        Limits::default(),
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!((r.stop, r.state.ticks), (Stop::Repeating, 3));
+    // Failing with other arguments each time is not the same loop, and a model that
+    // corrects itself goes on to answer.
+    let varied = (0..3)
+        .map(|i| calls("c", json!({"a": format!("x{i}"), "b": 1})))
+        .chain([
+            calls("c", json!({"a": 1, "b": 1})),
+            Reply::Final {
+                text: "2".into(),
+                usage: usage(10),
+            },
+        ])
+        .collect();
+    let r = run(
+        &mut ScriptedPolicy::new("s", varied),
+        &mut tools,
+        start(),
+        Limits::default(),
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!((r.stop, r.state.ticks), (Stop::EndOfTurn, 5));
+    // A failure, a success, then the same failure again: not in a row.
+    let r = run(
+        &mut ScriptedPolicy::new(
+            "s",
+            vec![
+                bad(),
+                calls("c", json!({"a": 1, "b": 1})),
+                bad(),
+                Reply::Final {
+                    text: "done".into(),
+                    usage: usage(10),
+                },
+            ],
+        ),
+        &mut tools,
+        start(),
+        Limits::default(),
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!(r.stop, Stop::EndOfTurn);
 }
 
 #[test]

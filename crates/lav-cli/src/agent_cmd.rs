@@ -28,8 +28,11 @@ pub struct AgentArgs {
     /// built-in ones.
     #[arg(long, value_name = "URL")]
     pub mcp: Option<String>,
-    /// With the local model: must the first reply call a tool? (auto|required)
-    #[arg(long, default_value = "auto", value_name = "CHOICE")]
+    /// With the local model: required (a tool call first, then the model's free
+    /// choice: the default, as the tiny model rarely calls a tool on its own), auto
+    /// (it picks a tool or the `answer` tool) or free (its first token decides
+    /// between a call and plain text).
+    #[arg(long, default_value = "required", value_name = "CHOICE")]
     pub tool_choice: String,
     /// Ticks at most.
     #[arg(long, default_value_t = 6)]
@@ -119,23 +122,35 @@ impl Observer for Both<'_> {
     }
 }
 
+/// What `lav agent` tells the model before the task.
+pub const SYSTEM: &str = "You are lav's assistant. Use a tool when it helps.";
+
+/// lav's built-in tools (docs search, calculator, orders, files under `root`, the
+/// message sink), as `lav agent` holds them.
+pub fn builtin_tools(
+    loader: &Arc<CliLoader>,
+    labs: &std::path::Path,
+    root: &std::path::Path,
+) -> Result<Box<dyn Tools>> {
+    let docs = lav_tools::DocsSearch::new(
+        &lav_tools::corpus::load(labs).map_err(anyhow::Error::msg)?,
+        lav_tools::docs::DEFAULT_CHUNKING,
+        Some(crate::mcp_cmd::embed_fn(loader.clone())),
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(Box::new(
+        lav_tools::builtin(docs, root, lav_tools::Sink::default()).map_err(anyhow::Error::msg)?,
+    ))
+}
+
 pub fn agent(g: &Global, format: WeightFormat, a: AgentArgs) -> Result<()> {
     let labs = lav_lab::labs_dir()?;
     let loader = Arc::new(CliLoader::new(g, format));
     let mut tools: Box<dyn Tools> = match &a.mcp {
         Some(url) => Box::new(lav_mcp::Client::http(url)?),
         None => {
-            let docs = lav_tools::DocsSearch::new(
-                &lav_tools::corpus::load(&labs).map_err(anyhow::Error::msg)?,
-                lav_tools::docs::DEFAULT_CHUNKING,
-                Some(crate::mcp_cmd::embed_fn(loader.clone())),
-            )
-            .map_err(anyhow::Error::msg)?;
             let root = a.root.clone().unwrap_or_else(|| labs.clone());
-            Box::new(
-                lav_tools::builtin(docs, &root, lav_tools::Sink::default())
-                    .map_err(anyhow::Error::msg)?,
-            )
+            builtin_tools(&loader, &labs, &root)?
         }
     };
     let mut llm: Box<dyn Llm> = match &a.llm_url {
@@ -149,11 +164,12 @@ pub fn agent(g: &Global, format: WeightFormat, a: AgentArgs) -> Result<()> {
                 loader.tokenizer()?,
                 &loader.model_name(),
             );
-            l.choice = match a.tool_choice.as_str() {
-                "auto" => lav_grammar::ToolChoice::Auto,
-                "required" => lav_grammar::ToolChoice::Required,
-                other => bail!("--tool-choice must be auto or required, got `{other}`"),
-            };
+            l.choice = lav_local::Choice::parse(&a.tool_choice).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--tool-choice must be auto, free or required, got `{}`",
+                    a.tool_choice
+                )
+            })?;
             Box::new(l)
         }
     };
@@ -162,10 +178,7 @@ pub fn agent(g: &Global, format: WeightFormat, a: AgentArgs) -> Result<()> {
         token_budget: a.token_budget,
         deadline: None,
     };
-    let state = State::new(
-        "You are lav's assistant. Use a tool when it helps.",
-        &a.task,
-    );
+    let state = State::new(SYSTEM, &a.task);
     let id = run_id();
     let path = match &a.record {
         Some(p) => p.clone(),
@@ -186,9 +199,9 @@ pub fn agent(g: &Global, format: WeightFormat, a: AgentArgs) -> Result<()> {
     telemetry.shutdown();
     rec.finish()?;
     eprintln!(
-        "run {id}: {} ticks, stopped by {:?}, {} tokens; recorded in {} (see it with `lav trace show {id}`)",
+        "run {id}: {} ticks, stopped by {}, {} tokens; recorded in {} (see it with `lav trace show {id}`)",
         run.state.ticks,
-        run.stop,
+        run.stop.describe(),
         run.state.tokens(),
         path.display()
     );

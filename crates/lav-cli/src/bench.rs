@@ -57,6 +57,22 @@ pub struct BenchArgs {
     /// reserving each request's prompt + max_tokens up front.
     #[arg(long)]
     serving: bool,
+    /// Run the local agent on the labelled tool tasks instead and report the success
+    /// rate per kind of task, for each combination of the three lists below.
+    #[arg(long)]
+    agent_tasks: bool,
+    /// With --agent-tasks: tool choices (auto, free, required).
+    #[arg(long, value_delimiter = ',', default_value = "auto,required")]
+    tool_choice: Vec<String>,
+    /// With --agent-tasks: prompt styles (plain, formats, examples).
+    #[arg(long, value_delimiter = ',', default_value = "examples")]
+    prompt: Vec<String>,
+    /// With --agent-tasks: value constraints in the tool grammar (on, off).
+    #[arg(long, value_delimiter = ',', default_value = "on")]
+    constraints: Vec<String>,
+    /// With --agent-tasks: only tasks whose id starts with this (e.g. arith).
+    #[arg(long, value_name = "PREFIX")]
+    only: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -132,6 +148,19 @@ fn lav_decode(model: &Llama, prompt: &[u32], n: usize, capture: bool) -> Result<
 pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
     if a.labs {
         return crate::lab_cmd::bench_labs(g, format, a.json);
+    }
+    if a.agent_tasks {
+        return crate::agent_tasks::run(
+            g,
+            format,
+            crate::agent_tasks::Plan {
+                choices: a.tool_choice,
+                prompts: a.prompt,
+                constraints: a.constraints,
+                only: a.only,
+                json: a.json,
+            },
+        );
     }
     if let Some(lab) = &a.frames {
         return crate::lab_cmd::bench_frames(g, format, lab, a.step.as_deref(), a.count, a.json);

@@ -2,6 +2,7 @@
 //! prints. All model work is `lav-model`'s; all model files are `lav-store`'s.
 
 mod agent_cmd;
+mod agent_tasks;
 mod bench;
 mod lab_cmd;
 mod load_cmd;

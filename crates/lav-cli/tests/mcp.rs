@@ -310,6 +310,31 @@ fn unreachable_server_is_one_line_error() {
     );
 }
 
+/// The README's example as a new user runs it, with default flags: SmolLM2 calls the
+/// calculator with a well-formed expression and answers 391.
+#[test]
+fn the_readme_agent_example_calls_the_calculator_and_answers_391() {
+    let t = tempfile::tempdir().unwrap();
+    let out = Command::new(LAV)
+        .args(["agent", "What is 17 times 23?", "--record"])
+        .arg(t.path().join("run.jsonl"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("calls calculate("), "{stdout}");
+    assert!(
+        stdout.contains("calculate result") && stdout.contains(": 391"),
+        "{stdout}"
+    );
+    let answer = stdout.split(" answers ").nth(1).unwrap_or("");
+    assert!(lav_agent::tasks::states(answer, "391"), "{stdout}");
+}
+
 #[test]
 fn agent_run_is_recorded_replayed_and_traced_with_the_endpoint_down() {
     let t = tempfile::tempdir().unwrap();

@@ -1,5 +1,7 @@
 //! Grammars as trees of byte-level nodes, and their compilation from JSON Schema.
 
+use crate::bounds::Bounds;
+use crate::pattern::Pattern;
 use lav_agent_types::ToolSpec;
 use serde_json::Value;
 
@@ -8,11 +10,17 @@ use serde_json::Value;
 pub enum Node {
     /// Exactly these bytes.
     Lit(Vec<u8>),
-    /// A JSON string without escapes: `"`, up to `max` bytes other than `"`, `\` and
-    /// control characters, `"`.
+    /// A JSON string without escapes: `"`, `min` to `max` bytes other than `"`, `\`
+    /// and control characters, `"`.
     Str {
+        min: usize,
         max: usize,
     },
+    /// A string whose characters follow [`Grammar::patterns`]`[i]` (a `pattern` with
+    /// its length bounds).
+    Pattern(usize),
+    /// A number (or an integer) within bounds.
+    Bounded(Bounds),
     /// A JSON integer: `-?(0|[1-9][0-9]*)`, at most `max_digits` digits.
     Int {
         max_digits: usize,
@@ -42,6 +50,10 @@ pub enum ToolChoice {
 pub struct Grammar {
     pub nodes: Vec<Node>,
     pub root: usize,
+    pub patterns: Vec<Pattern>,
+    /// Constraints of the schema the grammar could not keep, one line each (the value
+    /// is then less constrained than the schema says).
+    pub notes: Vec<String>,
 }
 
 /// The most calls one reply may make (parallel calls).
@@ -73,6 +85,8 @@ impl Grammar {
         let mut g = Grammar {
             nodes: Vec::new(),
             root: 0,
+            patterns: Vec::new(),
+            notes: Vec::new(),
         };
         g.root = g.value(schema, 0);
         g
@@ -87,6 +101,8 @@ impl Grammar {
         let mut g = Grammar {
             nodes: Vec::new(),
             root: 0,
+            patterns: Vec::new(),
+            notes: Vec::new(),
         };
         let calls: Vec<usize> = tools
             .iter()
@@ -143,16 +159,20 @@ impl Grammar {
                 let min = schema.get("minimum").and_then(Value::as_i64);
                 let max = schema.get("maximum").and_then(Value::as_i64);
                 match (min, max) {
-                    // A small range is spelled out, so the bounds hold too.
+                    // A small range is spelled out: the model sees every choice whole.
                     (Some(lo), Some(hi)) if hi >= lo && hi - lo < 64 => {
                         let lits: Vec<usize> =
                             (lo..=hi).map(|i| self.lit(&i.to_string())).collect();
                         self.alt(lits)
                     }
-                    _ => self.push(Node::Int { max_digits: 12 }),
+                    _ => self
+                        .bounded(schema, true)
+                        .unwrap_or_else(|| self.push(Node::Int { max_digits: 12 })),
                 }
             }
-            "number" => self.push(Node::Num),
+            "number" => self
+                .bounded(schema, false)
+                .unwrap_or_else(|| self.push(Node::Num)),
             "boolean" => {
                 let t = self.lit("true");
                 let f = self.lit("false");
@@ -176,7 +196,45 @@ impl Grammar {
                 self.alt(vec![empty, full])
             }
             "object" if depth < 3 => self.object(schema, depth),
-            _ => self.push(Node::Str { max: MAX_STRING }),
+            _ => self.string(schema),
+        }
+    }
+
+    /// A string node with the schema's `pattern`, `minLength` and `maxLength` (held
+    /// to [`MAX_STRING`] bytes).
+    fn string(&mut self, schema: &Value) -> usize {
+        let len = |k: &str| {
+            schema
+                .get(k)
+                .and_then(Value::as_u64)
+                .map(|n| (n as usize).min(MAX_STRING))
+        };
+        let max = len("maxLength").unwrap_or(MAX_STRING);
+        let min = len("minLength").unwrap_or(0).min(max);
+        let Some(pattern) = schema.get("pattern").and_then(Value::as_str) else {
+            return self.push(Node::Str { min, max });
+        };
+        match Pattern::new(Some(pattern), min, max) {
+            Ok(p) => {
+                self.patterns.push(p);
+                self.push(Node::Pattern(self.patterns.len() - 1))
+            }
+            Err(e) => {
+                self.notes
+                    .push(format!("pattern {pattern:?} is not enforced: {e}"));
+                self.push(Node::Str { min, max })
+            }
+        }
+    }
+
+    /// A bounded number node, if the schema has bounds the node can hold.
+    fn bounded(&mut self, schema: &Value, integer: bool) -> Option<usize> {
+        match Bounds::from_schema(schema, integer) {
+            Ok(b) => b.map(|b| self.push(Node::Bounded(b))),
+            Err(e) => {
+                self.notes.push(format!("bounds not enforced: {e}"));
+                None
+            }
         }
     }
 

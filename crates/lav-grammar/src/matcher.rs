@@ -5,6 +5,7 @@
 //! node and a position in it; every thread's top is a terminal that can take a byte,
 //! or the thread is empty, meaning the whole grammar is complete.
 
+use crate::bounds;
 use crate::grammar::{Grammar, Node};
 use crate::trie::TokenTrie;
 use std::collections::HashSet;
@@ -13,27 +14,38 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Frame {
     node: u32,
-    pos: u32,
+    /// Where in the node: a byte count, a number's state, or (in a pattern) the
+    /// DFA state and length; wide enough for a bounded number's exact value.
+    pos: u64,
 }
 
 type Thread = Vec<Frame>;
 
 // Positions inside the number terminals.
-const INT_START: u32 = 0;
-const INT_SIGN: u32 = 1;
+const INT_START: u64 = 0;
+const INT_SIGN: u64 = 1;
 /// `INT_DIGITS + n`: n ≥ 1 digits, the first non-zero (n < 100).
-const INT_DIGITS: u32 = 2;
-const INT_ZERO: u32 = 1000;
-const FRAC_DOT: u32 = 2000;
+const INT_DIGITS: u64 = 2;
+const INT_ZERO: u64 = 1000;
+const FRAC_DOT: u64 = 2000;
 /// `FRAC_DIGITS + n`: n ≥ 1 fraction digits.
-const FRAC_DIGITS: u32 = 2001;
+const FRAC_DIGITS: u64 = 2001;
 
-fn in_digits(p: u32) -> bool {
+fn in_digits(p: u64) -> bool {
     (INT_DIGITS + 1..INT_DIGITS + 100).contains(&p)
 }
-const MAX_FRAC: u32 = 6;
+const MAX_FRAC: u64 = 6;
 /// A closed string.
-const STR_DONE: u32 = u32::MAX;
+const STR_DONE: u64 = u64::MAX;
+
+/// Inside a pattern string (after the opening quote): DFA state and length.
+fn pat_pos(state: u16, len: usize) -> u64 {
+    1 + ((state as u64) << 8 | len as u64)
+}
+
+fn pat_state(pos: u64) -> (u16, usize) {
+    (((pos - 1) >> 8) as u16, ((pos - 1) & 0xff) as usize)
+}
 
 #[derive(Clone, Debug)]
 pub struct Matcher {
@@ -51,7 +63,9 @@ fn min_lengths(g: &Grammar) -> Vec<usize> {
         }
         let v = match &g.nodes[i] {
             Node::Lit(b) => b.len(),
-            Node::Str { .. } => 2,
+            Node::Str { min, .. } => 2 + min,
+            Node::Pattern(p) => 2 + g.patterns[*p].need(0, 0) as usize,
+            Node::Bounded(b) => b.rest(bounds::START),
             Node::Int { .. } | Node::Num | Node::Text { .. } => 1,
             Node::Seq(c) => c
                 .iter()
@@ -140,7 +154,7 @@ impl Matcher {
                 for (i, f) in t.iter().enumerate().rev() {
                     let node = &self.g.nodes[f.node as usize];
                     need = need.saturating_add(if i == t.len() - 1 {
-                        terminal_rest(node, f.pos)
+                        terminal_rest(&self.g, node, f.pos)
                     } else {
                         match node {
                             Node::Seq(c) => c[f.pos as usize..].iter().map(|&c| self.min[c]).sum(),
@@ -245,7 +259,9 @@ impl Matcher {
         };
         let top = t.last()?;
         match &self.g.nodes[top.node as usize] {
-            Node::Str { max } if top.pos != 0 && top.pos != STR_DONE => Some(Free {
+            // `"` is not a plain byte, so it always takes the full path (which knows
+            // the minimum length).
+            Node::Str { max, .. } if top.pos != 0 && top.pos != STR_DONE => Some(Free {
                 text: false,
                 left: (*max + 1).saturating_sub(top.pos as usize),
             }),
@@ -322,25 +338,33 @@ fn expand(g: &Grammar, mut t: Thread, out: &mut Vec<Thread>) {
 }
 
 /// The fewest bytes a terminal at `pos` still needs.
-fn terminal_rest(node: &Node, pos: u32) -> usize {
+fn terminal_rest(g: &Grammar, node: &Node, pos: u64) -> usize {
     if complete(node, pos) {
         return 0;
     }
     match node {
         Node::Lit(b) => b.len() - pos as usize,
-        Node::Str { .. } if pos == 0 => 2,
+        Node::Str { min, .. } if pos == 0 => 2 + min,
+        Node::Str { min, .. } => (min + 2).saturating_sub(pos as usize).max(1),
+        Node::Pattern(p) if pos == 0 => 2 + g.patterns[*p].need(0, 0) as usize,
+        Node::Pattern(p) => {
+            let (s, len) = pat_state(pos);
+            1 + g.patterns[*p].need(s, len) as usize
+        }
+        Node::Bounded(b) => b.rest(pos),
         _ => 1,
     }
 }
 
-fn can_take(node: &Node, pos: u32) -> bool {
+fn can_take(node: &Node, pos: u64) -> bool {
     match node {
         Node::Lit(b) => (pos as usize) < b.len(),
-        Node::Str { .. } => pos != STR_DONE,
+        Node::Str { .. } | Node::Pattern(_) => pos != STR_DONE,
+        Node::Bounded(b) => b.can_take(pos),
         Node::Int { max_digits } => match pos {
             INT_START | INT_SIGN => true,
             INT_ZERO => false,
-            p => p - INT_DIGITS < (*max_digits as u32).min(99),
+            p => p - INT_DIGITS < (*max_digits as u64).min(99),
         },
         Node::Num => match pos {
             p if p >= FRAC_DIGITS => p - FRAC_DIGITS < MAX_FRAC,
@@ -351,10 +375,11 @@ fn can_take(node: &Node, pos: u32) -> bool {
     }
 }
 
-fn complete(node: &Node, pos: u32) -> bool {
+fn complete(node: &Node, pos: u64) -> bool {
     match node {
         Node::Lit(b) => pos as usize == b.len(),
-        Node::Str { .. } => pos == STR_DONE,
+        Node::Str { .. } | Node::Pattern(_) => pos == STR_DONE,
+        Node::Bounded(b) => b.complete(pos),
         Node::Int { .. } => pos == INT_ZERO || in_digits(pos),
         Node::Num => pos == INT_ZERO || in_digits(pos) || pos > FRAC_DIGITS,
         Node::Text { .. } => pos > 0,
@@ -368,11 +393,15 @@ fn feed(g: &Grammar, t: &Thread, b: u8) -> Option<Thread> {
     let node = &g.nodes[top.node as usize];
     let pos = match node {
         Node::Lit(bytes) => (bytes.get(top.pos as usize) == Some(&b)).then_some(top.pos + 1)?,
-        Node::Str { max } => match top.pos {
+        Node::Str { min, max } => match top.pos {
             0 => (b == b'"').then_some(1)?,
             STR_DONE => return None,
             p => {
                 if b == b'"' {
+                    // p − 1 bytes so far.
+                    if ((p - 1) as usize) < *min {
+                        return None;
+                    }
                     STR_DONE
                 } else if b < 0x20 || b == b'\\' || b == 0x7f || (p - 1) as usize >= *max {
                     return None;
@@ -381,6 +410,22 @@ fn feed(g: &Grammar, t: &Thread, b: u8) -> Option<Thread> {
                 }
             }
         },
+        Node::Pattern(i) => {
+            let pat = &g.patterns[*i];
+            match top.pos {
+                0 => (b == b'"').then_some(pat_pos(0, 0))?,
+                STR_DONE => return None,
+                p => {
+                    let (s, len) = pat_state(p);
+                    if b == b'"' {
+                        pat.can_end(s, len).then_some(STR_DONE)?
+                    } else {
+                        pat_pos(pat.step(s, len, b)?, len + 1)
+                    }
+                }
+            }
+        }
+        Node::Bounded(bd) => bd.feed(top.pos, b)?,
         Node::Int { .. } | Node::Num => {
             let digit = b.is_ascii_digit();
             let is_num = matches!(node, Node::Num);

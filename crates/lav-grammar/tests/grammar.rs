@@ -217,3 +217,256 @@ fn min_completion_counts_the_shortest_way_out() {
     m.advance_bytes(b"<tool_call>\n{\"name\": \"calculate\", \"arguments\": {\"expression\": \"1+");
     assert_eq!(m.min_completion(), "\"}}\n</tool_call>".len());
 }
+
+/// Patterns a tool schema might use, in JSON Schema's own (unanchored unless `^`/`$`)
+/// sense.
+const PATTERNS: &[&str] = &[
+    r"^[0-9+\-*/(). ]+$",
+    r"^ORD-[0-9]{4}$",
+    r"^[a-z]+(_[a-z]+)*$",
+    r"^(ab|a)c?$",
+    r"^\d{2,3}(\.\d+)?$",
+    r"^[^0-9 ]{1,3}x$",
+    r"ab",
+    r"^a.c",
+    r"x$",
+    r"^(?:red|green|blue)$",
+    r"^\w+\s\w+$",
+    r"^a{0,2}b+$",
+    r"^[\]\-a]+$",
+    r"^é+$",
+];
+
+fn alphabet() -> Vec<char> {
+    "0123456789+-*/(). abcdxORD_é]\\\"\n".chars().collect()
+}
+
+/// The pattern (with lengths) against the `regex` crate, an independent engine, on
+/// every short string over an alphabet that hits each pattern's edges.
+#[test]
+fn patterns_match_what_the_regex_crate_matches() {
+    use lav_grammar::Pattern;
+    let alpha = alphabet();
+    for src in PATTERNS {
+        // JSON Schema's `\d \w \s` are ECMA-262's: ASCII, where the regex crate's
+        // are Unicode by default.
+        let ecma = src
+            .replace(r"\d", r"(?-u:\d)")
+            .replace(r"\w", r"(?-u:\w)")
+            .replace(r"\s", r"(?-u:\s)");
+        let reference = regex::Regex::new(&ecma).unwrap();
+        for (min, max) in [(0, 120), (2, 8)] {
+            let p = Pattern::new(Some(src), min, max).unwrap_or_else(|e| panic!("{src}: {e}"));
+            // All strings up to length 3, plus longer ones built from pieces.
+            let mut strings = vec![String::new()];
+            let mut frontier = vec![String::new()];
+            for _ in 0..3 {
+                frontier = frontier
+                    .iter()
+                    .flat_map(|s| alpha.iter().map(move |c| format!("{s}{c}")))
+                    .collect();
+                strings.extend(frontier.iter().cloned());
+            }
+            strings.extend(
+                [
+                    "ORD-1234",
+                    "ORD-12345",
+                    "17*23",
+                    "(1+2)/3",
+                    "snake_case_name",
+                    "ab_",
+                    "12.5",
+                    "123.",
+                    "1234",
+                    "aabbb",
+                    "aaab",
+                    "hello world",
+                    "ééé",
+                ]
+                .map(String::from),
+            );
+            for s in &strings {
+                let json_ok = !s.contains(['"', '\\', '\n']);
+                let want = json_ok && reference.is_match(s) && (min..=max).contains(&s.len());
+                assert_eq!(p.matches(s), want, "{src} {min}..={max} on {s:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn unsupported_patterns_are_refused_with_a_reason() {
+    use lav_grammar::Pattern;
+    for (src, why) in [
+        (r"^(a)\1$", "not supported"),
+        (r"(?=a)", "lookaround"),
+        (r"^a$b", "only at the very start and end"),
+        (r"^[é]$", "non-ASCII"),
+        (r"^a{3,2}$", "in order"),
+        (r"^(a$", "not closed"),
+        (r#"^"$"#, "no string"),
+    ] {
+        let e = Pattern::new(Some(src), 0, 120).unwrap_err();
+        assert!(e.contains(why), "{src}: {e}");
+    }
+    // The grammar keeps going without the pattern and says so.
+    let g = Grammar::json(&json!({"type": "string", "pattern": "(?=x)"}));
+    assert_eq!(g.notes.len(), 1, "{:?}", g.notes);
+    assert!(g.notes[0].contains("not enforced"));
+}
+
+#[test]
+fn string_lengths_and_number_bounds_hold() {
+    let g = Arc::new(Grammar::json(&json!({"type": "object", "properties": {
+        "s": {"type": "string", "minLength": 2, "maxLength": 4},
+        "i": {"type": "integer", "minimum": -50, "maximum": 1000},
+        "x": {"type": "number", "exclusiveMinimum": 0, "maximum": 2.5}
+    }, "required": ["s", "i", "x"]})));
+    let ok =
+        |s: &str, i: &str, x: &str| accepts(&g, &format!(r#"{{"s": "{s}", "i": {i}, "x": {x}}}"#));
+    assert!(ok("ab", "0", "0.5"));
+    assert!(ok("abcd", "-50", "2.5"));
+    assert!(ok("abc", "1000", "0.000001"));
+    assert!(ok("abc", "999", "2.499999"));
+    assert!(!ok("a", "0", "1"));
+    assert!(!ok("abcde", "0", "1"));
+    assert!(!ok("ab", "1001", "1"));
+    assert!(!ok("ab", "-51", "1"));
+    assert!(!ok("ab", "0", "0"));
+    assert!(!ok("ab", "0", "2.500001"));
+    assert!(!ok("ab", "0", "-1"));
+    assert!(!ok("ab", "-0", "1"));
+    // Prefixes that cannot end within bounds are refused at once.
+    let mut m = Matcher::new(g.clone());
+    assert!(m.advance_bytes(br#"{"s": "ab", "i": 10"#));
+    assert!(m.clone().advance(b'0'), "100 is allowed");
+    assert!(!m.clone().advance_bytes(b"000"), "10000 is not");
+    let mut m = Matcher::new(g);
+    assert!(m.advance_bytes(br#"{"s": "ab", "i": 1, "x": "#));
+    assert!(!m.clone().advance(b'3'), "x < 3");
+    assert!(!m.clone().advance(b'-'), "x > 0");
+    assert!(m.advance_bytes(b"2.5"));
+    assert!(!m.clone().advance(b'1'), "2.51 > 2.5");
+}
+
+/// Every number text of up to five bytes over digits, `-` and `.` is accepted
+/// exactly when it is a JSON number of the right kind within bounds, and the
+/// matcher's shortest completion agrees with a brute-force search.
+#[test]
+fn bounded_numbers_agree_with_their_value_exhaustively() {
+    let bytes = b"0123456789-.";
+    let mut texts = vec![Vec::new()];
+    let mut frontier = vec![Vec::new()];
+    for _ in 0..5 {
+        frontier = frontier
+            .iter()
+            .flat_map(|t: &Vec<u8>| {
+                bytes.iter().map(move |&b| {
+                    let mut t = t.clone();
+                    t.push(b);
+                    t
+                })
+            })
+            .collect();
+        texts.extend(frontier.iter().cloned());
+    }
+    for (schema, integer, lo, hi) in [
+        (
+            json!({"type": "integer", "minimum": 7, "maximum": 250}),
+            true,
+            7.0,
+            250.0,
+        ),
+        (
+            json!({"type": "integer", "minimum": -120, "maximum": -3}),
+            true,
+            -120.0,
+            -3.0,
+        ),
+        (
+            json!({"type": "number", "minimum": -1.5, "maximum": 12.25}),
+            false,
+            -1.5,
+            12.25,
+        ),
+        (
+            json!({"type": "number", "minimum": 99.9}),
+            false,
+            99.9,
+            1e10,
+        ),
+    ] {
+        let g = Arc::new(Grammar::json(&schema));
+        for t in &texts {
+            let s = std::str::from_utf8(t).unwrap();
+            let parsed: Option<f64> = serde_json::from_str::<Value>(s)
+                .ok()
+                .filter(|v| if integer { v.is_i64() } else { v.is_number() })
+                .and_then(|v| v.as_f64())
+                // "-0" is not an integer here, and a fraction has at most 6 digits.
+                .filter(|_| !(integer && s.starts_with("-0")));
+            let want = parsed.is_some_and(|v| v >= lo && v <= hi);
+            assert_eq!(accepts(&g, s), want, "{schema} on {s}");
+        }
+        // A valid prefix can always be finished, and the shortest finish is right.
+        for t in texts.iter().filter(|t| t.len() <= 3) {
+            let mut m = Matcher::new(g.clone());
+            if !m.advance_bytes(t) {
+                continue;
+            }
+            let need = m.min_completion();
+            let shortest = (0..=6).find(|&n| {
+                let mut cands = vec![m.clone()];
+                for _ in 0..n {
+                    cands = cands
+                        .iter()
+                        .flat_map(|c| bytes.iter().filter_map(|&b| c.advanced(b)))
+                        .collect();
+                }
+                cands.iter().any(Matcher::accepting)
+            });
+            assert_eq!(
+                Some(need),
+                shortest,
+                "{schema} after {:?}",
+                String::from_utf8_lossy(t)
+            );
+        }
+    }
+}
+
+/// Inside patterned strings and bounded numbers, the trie walk allows exactly the
+/// tokens that a token-by-token check over the whole vocabulary allows.
+#[test]
+fn the_trie_mask_equals_a_token_by_token_check_inside_constrained_values() {
+    let mut vocab: Vec<Option<Vec<u8>>> = (0x20u8..0x7f).map(|b| Some(vec![b])).collect();
+    for piece in [
+        "ORD", "-", "ORD-", "12", "1234", "\"}", "\"", "17", "*", " * ", "23\"", "+1", "((", "ab",
+        "é", "\"}}", "0.", ".5", "00", "-1",
+    ] {
+        vocab.push(Some(piece.as_bytes().to_vec()));
+    }
+    let trie = TokenTrie::new(&vocab);
+    let g = Arc::new(Grammar::json(&json!({"type": "object", "properties": {
+        "id": {"type": "string", "pattern": "^ORD-[0-9]{4}$"},
+        "expr": {"type": "string", "pattern": r"^[0-9+\-*/(). ]{1,20}$"},
+        "n": {"type": "integer", "minimum": 1, "maximum": 500}
+    }, "required": ["id", "expr", "n"]})));
+    let full = r#"{"id": "ORD-1234", "expr": "(17 * 23)+1", "n": 412}"#;
+    let mut m = Matcher::new(g);
+    for (i, b) in full.bytes().enumerate() {
+        let mask = m.mask(&trie);
+        for (id, bytes) in vocab.iter().enumerate() {
+            let want = m.clone().advance_bytes(bytes.as_ref().unwrap());
+            assert_eq!(
+                mask[id],
+                want,
+                "at {i} ({:?}), token {:?}",
+                &full[..i],
+                String::from_utf8_lossy(bytes.as_ref().unwrap())
+            );
+        }
+        assert!(m.advance(b), "at {i}");
+    }
+    assert!(m.accepting());
+}

@@ -45,12 +45,60 @@ pub struct Decoded {
     pub model_seconds: f64,
 }
 
+/// Whether and how the model may answer instead of calling a tool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Choice {
+    /// The model chooses: among the tools and one more, `answer`, whose text is the
+    /// final reply, so the choice is a tool name inside the call rather than the
+    /// first token of a free reply. (SmolLM2-135M still mostly picks `answer` for
+    /// arithmetic: docs/benchmarks.md.)
+    #[default]
+    Auto,
+    /// The first token decides: `<tool_call>` or plain text (the model's own
+    /// preference, which for SmolLM2-135M is nearly always text).
+    Free,
+    /// A real tool call, until one has come back this turn; then as `free`.
+    Required,
+}
+
+impl Choice {
+    pub const ALL: [Choice; 3] = [Choice::Auto, Choice::Free, Choice::Required];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Choice::Auto => "auto",
+            Choice::Free => "free",
+            Choice::Required => "required",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Choice> {
+        Choice::ALL.into_iter().find(|c| c.name() == s)
+    }
+}
+
+/// The `answer` tool of [`Choice::Auto`]: the final reply, as a call.
+pub const ANSWER: &str = "answer";
+
+pub fn answer_spec() -> ToolSpec {
+    ToolSpec {
+        name: ANSWER.into(),
+        description: "Replies to the user directly, when no other tool is needed or once a tool's result is known.".into(),
+        input_schema: serde_json::json!({
+            "type": "object",
+            "properties": {"text": {"type": "string", "maxLength": 240, "examples": ["6 times 7 is 42."]}},
+            "required": ["text"],
+            "additionalProperties": false
+        }),
+    }
+}
+
 pub struct LocalLlm {
     model: Arc<Llama>,
     tok: Arc<Tokenizer>,
     trie: Arc<TokenTrie>,
     name: String,
-    pub choice: ToolChoice,
+    pub choice: Choice,
     /// Calls one reply may make (parallel calls); 1 by default, since the tiny
     /// model otherwise tends to repeat its call.
     pub max_calls: usize,
@@ -58,6 +106,8 @@ pub struct LocalLlm {
     /// Greedy when `None`; else sampled among the allowed tokens at this temperature,
     /// from a generator seeded with this seed (the same seed, the same reply).
     pub sampling: Option<(f32, u64)>,
+    /// How the system prompt presents the tools.
+    pub style: PromptStyle,
     /// The last reply's decoding trace.
     pub last: Option<Decoded>,
     calls: u64,
@@ -103,8 +153,79 @@ pub fn vocab_trie(tok: &Tokenizer) -> TokenTrie {
     TokenTrie::new(&vocab)
 }
 
-/// The system prompt that tells the model its tools and the call format.
+/// How the system prompt presents the tools. The variants are compared on the
+/// labelled tasks (`lav bench --agent-tasks --prompt …`, docs/benchmarks.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PromptStyle {
+    /// Each tool's name, argument types and description.
+    Plain,
+    /// Plus each argument's format: an example value and any bounds.
+    Formats,
+    /// Plus one example call per tool and how to answer from a result.
+    Examples,
+    /// Formats, plus worked exchanges as earlier chat turns: a question, the call,
+    /// the tool's (scripted) result and the answer, for the tools present, and a
+    /// greeting answered without a tool.
+    #[default]
+    Dialogue,
+}
+
+/// The worked exchanges of [`PromptStyle::Dialogue`]: (tool, question, arguments,
+/// scripted result, answer). None of them is a labelled task.
+const DIALOGUE: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "calculate",
+        "What is 6 times 7?",
+        r#"{"expression": "6 * 7"}"#,
+        "42",
+        "6 times 7 is 42.",
+    ),
+    (
+        "get_order",
+        "What is the status of order 1234?",
+        r#"{"order_id": 1234}"#,
+        r#"{"id": 1234, "customer": "Jane Doe", "item": "desk", "quantity": 1, "total_cents": 15000, "status": "placed", "placed_on": "2026-11-01"}"#,
+        "Order 1234 (a desk) is placed.",
+    ),
+    (
+        "search_docs",
+        "Search the docs for paged attention.",
+        r#"{"query": "paged attention"}"#,
+        "[c1] (labs/llm-internals/paged-attention.md, score 9.1) Paged attention stores the KV cache in fixed-size blocks.",
+        "Paged attention stores the KV cache in fixed-size blocks (paged-attention.md).",
+    ),
+];
+
+impl PromptStyle {
+    pub const ALL: [PromptStyle; 4] = [
+        PromptStyle::Plain,
+        PromptStyle::Formats,
+        PromptStyle::Examples,
+        PromptStyle::Dialogue,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            PromptStyle::Plain => "plain",
+            PromptStyle::Formats => "formats",
+            PromptStyle::Examples => "examples",
+            PromptStyle::Dialogue => "dialogue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PromptStyle> {
+        PromptStyle::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+/// The system prompt that tells the model its tools and the call format, in the
+/// default style.
 pub fn system_prompt(base: &str, tools: &[ToolSpec]) -> String {
+    system_prompt_styled(base, tools, PromptStyle::default())
+}
+
+/// The system prompt in a given style.
+pub fn system_prompt_styled(base: &str, tools: &[ToolSpec], style: PromptStyle) -> String {
     let mut s = String::new();
     if !base.is_empty() {
         s.push_str(base);
@@ -112,14 +233,76 @@ pub fn system_prompt(base: &str, tools: &[ToolSpec]) -> String {
     }
     s.push_str("You can call tools. To call one, reply with\n<tool_call>\n{\"name\": \"<tool>\", \"arguments\": {<arguments as JSON>}}\n</tool_call>\nTools:\n");
     for t in tools {
-        s.push_str(&format!(
-            "- {}({}): {}\n",
-            t.name,
-            signature(&t.input_schema),
-            t.description
-        ));
+        let sig = if style == PromptStyle::Plain {
+            signature(&t.input_schema)
+        } else {
+            signature_with_formats(&t.input_schema)
+        };
+        s.push_str(&format!("- {}({}): {}\n", t.name, sig, t.description));
+    }
+    if style == PromptStyle::Examples {
+        let examples: Vec<String> = tools
+            .iter()
+            .filter_map(|t| {
+                example_arguments(&t.input_schema).map(|args| {
+                    call_block(&ToolCall {
+                        id: String::new(),
+                        name: t.name.clone(),
+                        arguments: args,
+                    })
+                })
+            })
+            .collect();
+        if !examples.is_empty() {
+            s.push_str("Examples of calls:\n");
+            for e in examples {
+                s.push_str(&e);
+                s.push('\n');
+            }
+        }
+        s.push_str("Use a tool for arithmetic and for facts about orders or the docs. When a tool's result comes back, answer the user in one sentence that states the result.\n");
     }
     s
+}
+
+/// A tool's arguments built from its schema's `examples` (every required
+/// property needs one), for a few-shot call.
+pub fn example_arguments(schema: &serde_json::Value) -> Option<serde_json::Value> {
+    let props = schema["properties"].as_object()?;
+    let mut out = serde_json::Map::new();
+    for k in schema["required"]
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str())
+    {
+        out.insert(k.to_string(), props.get(k)?["examples"].get(0)?.clone());
+    }
+    Some(serde_json::Value::Object(out))
+}
+
+/// As [`signature`], with each argument's format: `order_id: integer from 1000 to
+/// 9999`, `expression: string like "17 * 23"`.
+pub fn signature_with_formats(schema: &serde_json::Value) -> String {
+    let props = schema["properties"].as_object();
+    signature(schema)
+        .split(", ")
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let name = part.split([':', '?']).next().unwrap_or("");
+            let Some(p) = props.and_then(|ps| ps.get(name)) else {
+                return part.to_string();
+            };
+            let mut f = part.to_string();
+            if let (Some(lo), Some(hi)) = (p.get("minimum"), p.get("maximum")) {
+                f.push_str(&format!(" from {lo} to {hi}"));
+            }
+            if let Some(e) = p["examples"].get(0) {
+                f.push_str(&format!(" like {e}"));
+            }
+            f
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `query: string, k?: integer` — a tool's arguments in one line, shorter for the
@@ -216,10 +399,11 @@ impl LocalLlm {
             tok,
             trie,
             name: name.to_string(),
-            choice: ToolChoice::Auto,
+            choice: Choice::Auto,
             max_calls: 1,
             max_tokens: 320,
             sampling: None,
+            style: PromptStyle::default(),
             last: None,
             calls: 0,
             prefix: std::sync::Mutex::new(None),
@@ -230,10 +414,57 @@ impl LocalLlm {
     /// The chat prompt for `state` with `tools`: exactly what the model reads (the
     /// tools in the system prompt, calls and results in their tags).
     pub fn prompt(state: &State, tools: &[ToolSpec]) -> String {
+        Self::prompt_styled(state, tools, PromptStyle::default())
+    }
+
+    /// The chat prompt with the tools presented in `style`.
+    pub fn prompt_styled(state: &State, tools: &[ToolSpec], style: PromptStyle) -> String {
         let mut msgs = Vec::new();
         for m in &state.transcript {
+            // With the `answer` tool on offer, an answer is shown as its call.
+            let answers = tools.iter().any(|t| t.name == ANSWER);
+            let say = |text: &str| {
+                if answers {
+                    call_block(&ToolCall {
+                        id: String::new(),
+                        name: ANSWER.into(),
+                        arguments: serde_json::json!({ "text": text }),
+                    })
+                } else {
+                    text.to_string()
+                }
+            };
+            if m.role == Role::User && style == PromptStyle::Dialogue && msgs.len() == 1 {
+                // The worked exchanges go between the system prompt and the first
+                // question, as turns the model has "already" taken.
+                for (tool, q, args, result, answer) in DIALOGUE {
+                    if !tools.iter().any(|t| t.name == *tool) {
+                        continue;
+                    }
+                    let call = ToolCall {
+                        id: String::new(),
+                        name: tool.to_string(),
+                        arguments: serde_json::from_str(args).unwrap_or_default(),
+                    };
+                    msgs.push(ChatMessage::new("user", q));
+                    msgs.push(ChatMessage::new("assistant", &call_block(&call)));
+                    msgs.push(ChatMessage::new(
+                        "tool",
+                        &format!("<tool_response>\n{result}\n</tool_response>"),
+                    ));
+                    // After a result the model answers in text (see `next`).
+                    msgs.push(ChatMessage::new("assistant", answer));
+                }
+                if !tools.is_empty() {
+                    msgs.push(ChatMessage::new("user", "Hi there!"));
+                    msgs.push(ChatMessage::new(
+                        "assistant",
+                        &say("Hello! How can I help you today?"),
+                    ));
+                }
+            }
             let (role, content) = match m.role {
-                Role::System => ("system", system_prompt(&m.content, tools)),
+                Role::System => ("system", system_prompt_styled(&m.content, tools, style)),
                 Role::User => ("user", m.content.clone()),
                 Role::Assistant => {
                     let mut c = m.content.clone();
@@ -370,13 +601,32 @@ impl Llm for LocalLlm {
     }
 
     fn next(&mut self, state: &State, tools: &[ToolSpec]) -> lav_agent::agent::Result<Reply> {
-        let choice = if tools.is_empty() {
-            ToolChoice::Auto
-        } else {
-            self.choice
+        let mut specs = tools.to_vec();
+        // Once a tool has answered this turn, the model's first token decides between
+        // another call and a text answer: `required` resets (as agent SDKs reset it,
+        // else no reply could end), and the `answer` tool is no longer offered (with
+        // it, the small model mostly repeats its call; measured).
+        let called = state
+            .transcript
+            .iter()
+            .rev()
+            .take_while(|m| m.role != Role::User)
+            .any(|m| m.role == Role::Tool);
+        let mode = match self.choice {
+            Choice::Required | Choice::Auto if called => Choice::Free,
+            c => c,
         };
-        let grammar = Grammar::tool_reply(tools, choice, self.max_calls);
-        let prompt = Self::prompt(state, tools);
+        let choice = match mode {
+            _ if tools.is_empty() => ToolChoice::Auto,
+            Choice::Free => ToolChoice::Auto,
+            Choice::Required => ToolChoice::Required,
+            Choice::Auto => {
+                specs.push(answer_spec());
+                ToolChoice::Required
+            }
+        };
+        let grammar = Grammar::tool_reply(&specs, choice, self.max_calls);
+        let prompt = Self::prompt_styled(state, &specs, self.style);
         let d = self
             .decode(&prompt, grammar)
             .map_err(|e| AgentError::Llm(e.to_string()))?;
@@ -393,14 +643,20 @@ impl Llm for LocalLlm {
         })?;
         let text = d.text.clone();
         self.last = Some(d);
-        Ok(if calls.is_empty() {
-            Reply::Final { text, usage }
-        } else {
-            Reply::Calls {
+        // An `answer` call is the final reply (calls made beside it are dropped: the
+        // turn ends with the answer).
+        let answered = calls
+            .iter()
+            .find(|c| c.name == ANSWER && mode == Choice::Auto)
+            .map(|c| c.arguments["text"].as_str().unwrap_or("").to_string());
+        Ok(match answered {
+            Some(text) => Reply::Final { text, usage },
+            None if calls.is_empty() => Reply::Final { text, usage },
+            None => Reply::Calls {
                 text: String::new(),
                 calls,
                 usage,
-            }
+            },
         })
     }
 }

@@ -9,6 +9,15 @@ use serde_json::json;
 /// program.
 pub const MAX_CHARS: usize = 200;
 
+/// What a constrained model may send: numbers (no `1.2.3`), the operators, function
+/// calls and parentheses, as terms joined by operators. A regular language cannot
+/// balance parentheses; the evaluator reports an unbalanced one.
+pub const EXPRESSION_PATTERN: &str = r"^ *((\( *|- *|(sqrt|ln|exp|abs|sin|cos|tan) *\( *)*\d{1,12}(\.\d{1,8})?( *\))*)( *[-+*/^] *((\( *|- *|(sqrt|ln|exp|abs|sin|cos|tan) *\( *)*\d{1,12}(\.\d{1,8})?( *\))*))* *$";
+
+/// The schema's length cap: far below [`MAX_CHARS`], as a tiny model's formulas are
+/// short and a long one is almost always a loop.
+pub const MAX_GRAMMAR_CHARS: usize = 80;
+
 pub struct Calculator;
 
 impl Calculator {
@@ -18,7 +27,12 @@ impl Calculator {
             description: "Evaluates one arithmetic expression with + - * / ^, parentheses and functions such as sqrt, ln, exp, sin, abs; e.g. \"(2 + 3) * 4.5\".".into(),
             input_schema: json!({
                 "type": "object",
-                "properties": {"expression": {"type": "string"}},
+                "properties": {"expression": {
+                    "type": "string",
+                    "pattern": EXPRESSION_PATTERN,
+                    "maxLength": MAX_GRAMMAR_CHARS,
+                    "examples": ["(2 + 3) * 4.5"]
+                }},
                 "required": ["expression"],
                 "additionalProperties": false
             }),

@@ -81,7 +81,7 @@ impl DocsSearch {
             input_schema: json!({
                 "type": "object",
                 "properties": {
-                    "query": {"type": "string", "description": "what to look for, in words"},
+                    "query": {"type": "string", "description": "what to look for, in words", "examples": ["paged attention"]},
                     "k": {"type": "integer", "minimum": 1, "maximum": 10, "description": "how many passages (default 3)"},
                     "retriever": {"type": "string", "enum": ["grep", "bm25", "dense", "hybrid"], "description": "how to rank (default bm25)"}
                 },

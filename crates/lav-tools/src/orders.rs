@@ -93,7 +93,9 @@ impl Orders {
 
 impl Tools for Orders {
     fn list(&self) -> Vec<ToolSpec> {
-        let id = json!({"type": "object", "properties": {"order_id": {"type": "integer"}}, "required": ["order_id"], "additionalProperties": false});
+        // Order numbers have four digits; names are capitalised words.
+        let id = json!({"type": "object", "properties": {"order_id": {"type": "integer", "minimum": 1000, "maximum": 9999, "examples": [1234]}}, "required": ["order_id"], "additionalProperties": false});
+        let name = json!({"type": "string", "pattern": "^[A-Z][a-z]+( [A-Z][a-z]+){1,3}$", "maxLength": 60, "examples": ["Jane Doe"]});
         vec![
             ToolSpec {
                 name: "get_order".into(),
@@ -104,7 +106,7 @@ impl Tools for Orders {
                 name: "list_orders".into(),
                 description:
                     "Lists a customer's orders, newest first, by the customer's full name.".into(),
-                input_schema: json!({"type": "object", "properties": {"customer": {"type": "string"}}, "required": ["customer"], "additionalProperties": false}),
+                input_schema: json!({"type": "object", "properties": {"customer": name}, "required": ["customer"], "additionalProperties": false}),
             },
             ToolSpec {
                 name: "cancel_order".into(),

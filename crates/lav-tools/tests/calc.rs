@@ -55,3 +55,45 @@ fn non_arithmetic_comes_back_as_error_results() {
         assert!(!r.content.contains('\n'), "one line: {}", r.content);
     }
 }
+
+/// The schema's pattern lets a constrained model write every formula above and none
+/// of the garbage SmolLM2 sent before it existed; what it allows, the calculator
+/// evaluates (parentheses aside, which no regular pattern can balance).
+#[test]
+fn the_expression_pattern_admits_arithmetic_and_nothing_else() {
+    let spec = Calculator::spec();
+    let schema = &spec.input_schema["properties"]["expression"];
+    let p = lav_grammar::Pattern::new(
+        schema["pattern"].as_str(),
+        0,
+        schema["maxLength"].as_u64().unwrap() as usize,
+    )
+    .unwrap();
+    for ok in [
+        "17 * 23",
+        "7/2",
+        "(2 + 3) * 4.5",
+        "2^10",
+        "-3 + 1",
+        "sqrt(16) + abs(-2)",
+        "0.9^10",
+        "((1+2)*3)",
+    ] {
+        assert!(p.matches(ok), "{ok}");
+        if ok.matches('(').count() == ok.matches(')').count() {
+            assert!(Calculator::evaluate(ok).is_ok(), "{ok}");
+        }
+    }
+    for bad in [
+        "17.0.0.1.12.12.12",
+        "}}  # TypeError",
+        "17 times 23",
+        "",
+        "1 +",
+        "import os",
+        "1e400",
+        &"1+".repeat(50),
+    ] {
+        assert!(!p.matches(bad), "{bad}");
+    }
+}

@@ -78,3 +78,47 @@ fn bad_arguments_and_injection_are_error_results() {
     // The injection attempt changed nothing.
     assert_eq!(db.orders_of("Alan Turing").unwrap().len(), 3);
 }
+
+/// The schemas hold a constrained model to the shapes the shop's data has: four-digit
+/// order numbers and capitalised full names (every seeded customer fits).
+#[test]
+fn order_schemas_admit_the_shops_ids_and_names_only() {
+    use std::sync::Arc;
+    let specs = lav_tools::Orders::seeded().unwrap().list();
+    let grammar = |name: &str| {
+        let s = specs.iter().find(|s| s.name == name).unwrap();
+        Arc::new(lav_grammar::Grammar::json(&s.input_schema))
+    };
+    let accepts = |g: &Arc<lav_grammar::Grammar>, s: &str| {
+        let mut m = lav_grammar::Matcher::new(g.clone());
+        m.advance_bytes(s.as_bytes()) && m.accepting()
+    };
+    let get = grammar("get_order");
+    assert!(get.notes.is_empty(), "{:?}", get.notes);
+    assert!(accepts(&get, r#"{"order_id": 1003}"#));
+    for bad in ["42", "10030", "-1003", "1003.5", "\"1003\""] {
+        assert!(
+            !accepts(&get, &format!(r#"{{"order_id": {bad}}}"#)),
+            "{bad}"
+        );
+    }
+    let list = grammar("list_orders");
+    assert!(list.notes.is_empty(), "{:?}", list.notes);
+    for name in [
+        "Ada Byron",
+        "Grace Hopper",
+        "Alan Turing",
+        "Edsger Dijkstra",
+    ] {
+        assert!(
+            accepts(&list, &format!(r#"{{"customer": "{name}"}}"#)),
+            "{name}"
+        );
+    }
+    for bad in ["ada", "Ada", "Ada  Byron", "Ada Byron 1003", "}}"] {
+        assert!(
+            !accepts(&list, &format!(r#"{{"customer": "{bad}"}}"#)),
+            "{bad}"
+        );
+    }
+}

@@ -5,7 +5,7 @@
 //! loop; and the stop conditions firing.
 
 use super::Context;
-use lav_agent::{Limits, Llm, Run, ScriptedPolicy, State, Stop};
+use lav_agent::{Limits, Llm, Run, ScriptedPolicy, State};
 use lav_agent_types::{Reply, ToolCall, ToolResult, ToolSpec, Toolbox, Tools, Usage};
 use lav_lab::items::{bar, bars, sig, table, text};
 use lav_lab::{Control, Lab, LabError, LabState, Result, ResultExt, Step, Steps, Values};
@@ -229,7 +229,8 @@ fn n_step_run(n: usize, p: f64, seed: u64) -> Result<bool> {
     let moves: Vec<Reply> = (0..n)
         .map(|i| Reply::Calls {
             text: String::new(),
-            calls: vec![call(&format!("s{i}"), "step", json!({}))],
+            // Each step names itself: the same call twice would read as a loop.
+            calls: vec![call(&format!("s{i}"), "step", json!({ "step": i }))],
             usage: Usage::default(),
         })
         .chain(std::iter::once(Reply::Final {
@@ -447,14 +448,15 @@ impl LoopLab {
         let mut scene = Scene::new();
         let max_ticks = v.usize(&self.c.max_ticks).max(1);
         let budget = v.num(&self.c.budget) as u64;
-        // An agent that would keep searching for 12 ticks.
+        // An agent that would keep searching for 12 ticks, one order after another
+        // (a different call each tick: the same one repeated would stop as a loop).
         let moves: Vec<Reply> = (0..12)
             .map(|i| Reply::Calls {
                 text: format!("Still looking (attempt {}).", i + 1),
                 calls: vec![call(
                     &format!("q{i}"),
-                    "list_orders",
-                    json!({"customer": "Ada Byron"}),
+                    "get_order",
+                    json!({ "order_id": 1001 + i }),
                 )],
                 usage: Usage::default(),
             })
@@ -483,12 +485,7 @@ impl LoopLab {
             &mut (),
         )
         .map_err(|e| LabError::Input(e.to_string()))?;
-        let why = match r.stop {
-            Stop::EndOfTurn => "end of turn: the model answered",
-            Stop::StepCap => "the step cap",
-            Stop::TokenBudget => "the token budget",
-            Stop::Deadline => "the deadline",
-        };
+        let why = r.stop.describe();
         scene.push(table(
             "stop",
             &format!("Stopped by {why}"),

@@ -393,3 +393,50 @@ fn tool_use_shows_schemas_the_mask_errors_and_choice() {
         .sum();
     assert!(moved > 1e-3, "{before:?} → {after:?}");
 }
+
+/// Inside the calculator's patterned expression and the bounded order number, the
+/// trie mask over SmolLM2's whole vocabulary equals a token-by-token check: each
+/// of the 49,152 tokens advanced through the matcher on its own.
+#[test]
+fn the_mask_equals_a_token_by_token_check_inside_constrained_values() {
+    use lav_agent_types::Tools;
+    use lav_grammar::{Grammar, Matcher, ToolChoice};
+    use std::sync::Arc;
+    let tok = lav_testkit::tokenizer();
+    let trie = lav_local::vocab_trie(tok);
+    let mut specs = lav_tools::Calculator.list();
+    specs.extend(lav_tools::Orders::seeded().unwrap().list());
+    let g = Arc::new(Grammar::tool_reply(&specs, ToolChoice::Required, 1));
+    assert!(g.notes.is_empty(), "{:?}", g.notes);
+    let vocab: Vec<Option<Vec<u8>>> = (0..tok.vocab_size() as u32)
+        .map(|id| (!tok.is_special(id)).then(|| tok.token_bytes(id)))
+        .collect();
+    for (reply, value) in [
+        (
+            "<tool_call>\n{\"name\": \"calculate\", \"arguments\": {\"expression\": \"(17 * 23) + 1.5\"}}\n</tool_call>",
+            "\"(17 * 23) + 1.5\"",
+        ),
+        (
+            "<tool_call>\n{\"name\": \"get_order\", \"arguments\": {\"order_id\": 1003}}\n</tool_call>",
+            "1003}",
+        ),
+    ] {
+        let start = reply.find(value).unwrap();
+        let mut m = Matcher::new(g.clone());
+        assert!(m.advance_bytes(&reply.as_bytes()[..start]));
+        for (i, b) in value.bytes().enumerate() {
+            let mask = m.mask(&trie);
+            let mut allowed = 0;
+            for (id, bytes) in vocab.iter().enumerate() {
+                let want = bytes
+                    .as_ref()
+                    .is_some_and(|bytes| m.clone().advance_bytes(bytes));
+                assert_eq!(mask[id], want, "{value} at {i}: token {id} {bytes:?}");
+                allowed += usize::from(want);
+            }
+            // The constraint bites: far fewer than every token is allowed.
+            assert!(allowed < vocab.len() / 10, "{value} at {i}: {allowed}");
+            assert!(m.advance(b), "{value} at {i}");
+        }
+    }
+}

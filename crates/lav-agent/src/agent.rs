@@ -207,9 +207,10 @@ fn run_ticks(
     model: &str,
     start: Instant,
 ) -> Result<(Stop, Option<String>)> {
-    // The previous tick's calls with their results, and for how many ticks in a row
-    // each has come back the same.
-    let mut before: Vec<((String, serde_json::Value, String), usize)> = Vec::new();
+    // The previous tick's calls, as (assistant message, call, result message)
+    // positions in the transcript (no copies), and for how many ticks in a row each
+    // has come back the same.
+    let mut before: Vec<(usize, usize, usize, usize)> = Vec::new();
     loop {
         if state.ticks >= limits.max_ticks {
             return Ok((Stop::StepCap, None));
@@ -270,9 +271,10 @@ fn run_ticks(
                 let mut m = Message::new(Role::Assistant, text);
                 m.tool_calls = calls.clone();
                 state.transcript.push(m);
+                let asked = state.transcript.len() - 1;
                 let mut now = Vec::new();
                 let mut repeated = None;
-                for call in &calls {
+                for (j, call) in calls.iter().enumerate() {
                     let t = Instant::now();
                     let span = tracing::info_span!(
                         "execute_tool",
@@ -294,22 +296,23 @@ fn run_ticks(
                     }
                     drop(span);
                     observer.tool(tick, call, &result, t.elapsed().as_secs_f64());
-                    let key = (
-                        call.name.clone(),
-                        call.arguments.clone(),
-                        result.content.clone(),
-                    );
+                    let t = &state.transcript;
                     let streak = 1 + before
                         .iter()
-                        .find(|(k, _)| *k == key)
-                        .map_or(0, |(_, n)| *n);
+                        .find(|&&(a, c, r, _)| {
+                            let old = &t[a].tool_calls[c];
+                            old.name == call.name
+                                && old.arguments == call.arguments
+                                && t[r].content == result.content
+                        })
+                        .map_or(0, |&(.., n)| n);
                     // The same error twice is a loop; a success may be repeated once
                     // on purpose (reading a page again), not twice.
                     let limit = if result.is_error { 2 } else { 3 };
                     if streak >= limit && repeated.is_none() {
                         repeated = Some(call.clone());
                     }
-                    now.push((key, streak));
+                    now.push((asked, j, state.transcript.len(), streak));
                     let mut m = Message::new(Role::Tool, result.content.clone());
                     m.tool_call_id = Some(call.id.clone());
                     m.is_error = result.is_error;

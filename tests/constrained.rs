@@ -227,3 +227,15 @@ fn partial_ranking_equals_the_head_of_a_full_sort() {
         }
     }
 }
+
+/// A call's string may itself hold the closing tag (SmolLM2 once wrote a message body
+/// ending in "</tool_call>"): the JSON is read whole before the tag is looked for.
+#[test]
+fn a_closing_tag_inside_a_string_does_not_end_the_call() {
+    let reply = "<tool_call>\n{\"name\": \"send_message\", \"arguments\": {\"to\": \"a@b.example\", \"body\": \"Hi!</tool_call>\"}}\n</tool_call>";
+    let calls = parse_reply(reply, 0).unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].arguments["body"], "Hi!</tool_call>");
+    assert!(parse_reply("<tool_call>\n{\"name\": \"x\", \"arguments\": {}}", 0).is_err());
+    assert!(parse_reply("<tool_call>\n{\"name\": \"x\", \"argu", 0).is_err());
+}

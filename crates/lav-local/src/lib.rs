@@ -359,11 +359,17 @@ pub fn parse_reply(text: &str, n: u64) -> Result<Vec<ToolCall>, String> {
     let mut calls = Vec::new();
     let mut rest = text.trim();
     while let Some(after) = rest.strip_prefix("<tool_call>") {
-        let (body, tail) = after
-            .split_once("</tool_call>")
+        // The JSON is read first and the closing tag looked for after it: a string
+        // inside the call may itself hold "</tool_call>".
+        let mut values = serde_json::Deserializer::from_str(after).into_iter::<serde_json::Value>();
+        let v = values
+            .next()
+            .ok_or("a <tool_call> block holds no JSON")?
+            .map_err(|e| format!("tool call JSON: {e}"))?;
+        let tail = after[values.byte_offset()..]
+            .trim_start()
+            .strip_prefix("</tool_call>")
             .ok_or("a <tool_call> block is not closed")?;
-        let v: serde_json::Value =
-            serde_json::from_str(body.trim()).map_err(|e| format!("tool call JSON: {e}"))?;
         calls.push(ToolCall {
             id: format!("call_{n}_{}", calls.len()),
             name: v["name"]

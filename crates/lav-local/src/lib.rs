@@ -218,14 +218,8 @@ impl PromptStyle {
     }
 }
 
-/// The system prompt that tells the model its tools and the call format, in the
-/// default style.
-pub fn system_prompt(base: &str, tools: &[ToolSpec]) -> String {
-    system_prompt_styled(base, tools, PromptStyle::default())
-}
-
-/// The system prompt in a given style.
-pub fn system_prompt_styled(base: &str, tools: &[ToolSpec], style: PromptStyle) -> String {
+/// The system prompt that tells the model its tools and the call format, in `style`.
+pub fn system_prompt(base: &str, tools: &[ToolSpec], style: PromptStyle) -> String {
     let mut s = String::new();
     if !base.is_empty() {
         s.push_str(base);
@@ -470,7 +464,7 @@ impl LocalLlm {
                 }
             }
             let (role, content) = match m.role {
-                Role::System => ("system", system_prompt_styled(&m.content, tools, style)),
+                Role::System => ("system", system_prompt(&m.content, tools, style)),
                 Role::User => ("user", m.content.clone()),
                 Role::Assistant => {
                     let mut c = m.content.clone();

@@ -7,6 +7,9 @@
 //! budget or a deadline ([`Limits`]), and every event is recorded ([`record`]) so a
 //! run can be replayed without the model.
 //!
+//! Beside the loop: [`workflow`] (the five workflow patterns over agent runs) and
+//! [`tasks`] (labelled tasks with deterministic checkers).
+//!
 //! May depend on serde and small utility crates. The model runtime, MCP and telemetry
 //! plug in through the [`Llm`] and [`Tools`] traits from crates above this one.
 
@@ -16,6 +19,7 @@ pub mod openai;
 pub mod record;
 pub mod scripted;
 pub mod tasks;
+pub mod workflow;
 
 pub use agent::{
     AgentError, Limits, Llm, Message, Observer, Reply, Role, Run, State, Stop, ToolCall,

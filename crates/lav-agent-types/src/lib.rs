@@ -92,6 +92,11 @@ pub struct ToolSpec {
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Of the input, tokens the backend served from its prefix cache (KV kept from
+    /// an earlier request), as the backend reports it; `None` where it reports
+    /// nothing (a scripted policy, an endpoint without the figure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
 }
 
 /// The model's move for one tick.

@@ -16,6 +16,16 @@ pub enum AgentError {
     Record { path: String, reason: String },
     #[error("cannot replay {path}: {reason}")]
     Replay { path: String, reason: String },
+    /// The context manager could not fit the view in the window (the loop stops
+    /// with [`Stop::ContextFull`]).
+    #[error(
+        "the context needs {needed} tokens but the window leaves {limit} for the prompt ({over} over): turn on compaction, memory notes or sub-agents"
+    )]
+    ContextFull {
+        needed: usize,
+        limit: usize,
+        over: usize,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, AgentError>;
@@ -108,6 +118,8 @@ pub enum Stop {
     /// The same call came back with the same error on two ticks in a row (or the same
     /// success on three): the model is stuck, and more ticks would only repeat it.
     Repeating,
+    /// The context no longer fits the model's window (see `context::Managed`).
+    ContextFull,
 }
 
 impl Stop {
@@ -118,6 +130,7 @@ impl Stop {
             Stop::StepCap => "the step cap",
             Stop::TokenBudget => "the token budget",
             Stop::Deadline => "the deadline",
+            Stop::ContextFull => "a full context: the prompt no longer fits the model's window",
             Stop::Repeating => {
                 "a loop: the same call failed the same way twice in a row (or got the same result three times)"
             }
@@ -240,6 +253,13 @@ fn run_ticks(
         let reply = chat.in_scope(|| llm.next(state, specs));
         let reply = match reply {
             Ok(r) => r,
+            Err(e @ AgentError::ContextFull { .. }) => {
+                // Not a failure of the model: the harness declined to send a prompt
+                // that cannot fit, and says so on the trace.
+                chat.record("otel.status_code", "error");
+                tracing::warn!(parent: &chat, "{e}");
+                return Ok((Stop::ContextFull, None));
+            }
             Err(e) => {
                 chat.record("otel.status_code", "error");
                 return Err(e);
@@ -259,6 +279,9 @@ fn run_ticks(
         observer.reply(tick, model, &reply, t.elapsed().as_secs_f64());
         state.usage.input_tokens += u.input_tokens;
         state.usage.output_tokens += u.output_tokens;
+        if let Some(c) = u.cached_tokens {
+            *state.usage.cached_tokens.get_or_insert(0) += c;
+        }
         match reply {
             Reply::Final { text, .. } => {
                 state

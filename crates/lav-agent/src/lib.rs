@@ -7,13 +7,15 @@
 //! budget or a deadline ([`Limits`]), and every event is recorded ([`record`]) so a
 //! run can be replayed without the model.
 //!
-//! Beside the loop: [`workflow`] (the five workflow patterns over agent runs) and
+//! Beside the loop: [`context`] (the context manager: per-segment token budgets,
+//! compaction, memory notes, sub-agents), [`workflow`] (the five workflow patterns over agent runs) and
 //! [`tasks`] (labelled tasks with deterministic checkers).
 //!
 //! May depend on serde and small utility crates. The model runtime, MCP and telemetry
 //! plug in through the [`Llm`] and [`Tools`] traits from crates above this one.
 
 pub mod agent;
+pub mod context;
 pub mod guard;
 pub mod openai;
 pub mod record;

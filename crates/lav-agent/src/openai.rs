@@ -80,6 +80,10 @@ pub fn parse_reply(v: &Value) -> Result<Reply> {
             .pointer("/usage/completion_tokens")
             .and_then(Value::as_u64)
             .unwrap_or(0),
+        // OpenAI's field, also filled by vLLM and SGLang with prefix caching on.
+        cached_tokens: v
+            .pointer("/usage/prompt_tokens_details/cached_tokens")
+            .and_then(Value::as_u64),
     };
     let calls: Vec<ToolCall> = msg
         .get("tool_calls")

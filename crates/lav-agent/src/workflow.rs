@@ -24,7 +24,8 @@ use std::time::Instant;
 /// branches, and branches do not wait on one another's client).
 pub trait Backend: Send + Sync {
     /// A model client. `variant` 0 is the default (greedy for the local model);
-    /// voting asks for 1, 2, … so its branches can differ (sampled with that seed).
+    /// voting's later branches ask for 1, 2, … so they can differ (sampled with that
+    /// seed).
     fn llm(&self, variant: u64) -> Box<dyn Llm + Send>;
     /// Tools holding only those named (and none when `names` is empty).
     fn tools(&self, names: &[String]) -> Box<dyn Tools + Send>;
@@ -42,6 +43,20 @@ pub struct Stage {
     pub tools: Vec<String>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub take: Take,
+}
+
+/// What a stage hands on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Take {
+    /// The model's final answer (the run goes on until it gives one).
+    #[default]
+    Answer,
+    /// The tools' results from the first tick, one per line: the model only picks the
+    /// call, and a later step writes the answer. No result, no output.
+    ToolResults,
 }
 
 impl Stage {
@@ -55,7 +70,14 @@ impl Stage {
                 max_ticks: 4,
                 ..Limits::default()
             },
+            take: Take::Answer,
         }
+    }
+
+    /// Hands on the first tick's tool results instead of an answer.
+    pub fn taking_tool_results(mut self) -> Stage {
+        self.take = Take::ToolResults;
+        self
     }
 
     pub fn with_tools(mut self, tools: &[&str]) -> Stage {
@@ -123,6 +145,9 @@ pub enum Merge {
 }
 
 /// A workflow: a tree of patterns over stages.
+// A flow is built once per run and holds a handful of nodes: boxing its stages would
+// only make flows harder to write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Flow {
     Stage(Stage),
@@ -438,11 +463,31 @@ impl Ctx<'_> {
         let mut llm = self.backend.llm(variant);
         let mut tools = self.backend.tools(&stage.tools);
         let state = State::new(&stage.system, &stage.user(input, self.task));
-        let run = crate::run(llm.as_mut(), tools.as_mut(), state, stage.limits, &mut ())?;
-        let output = Output {
-            text: run.answer.clone().unwrap_or_default(),
-            ok: run.answer.is_some(),
-            tool_results: successes(&run),
+        let limits = match stage.take {
+            Take::Answer => stage.limits,
+            Take::ToolResults => Limits {
+                max_ticks: 1,
+                ..stage.limits
+            },
+        };
+        let run = crate::run(llm.as_mut(), tools.as_mut(), state, limits, &mut ())?;
+        let results = successes(&run);
+        let output = match stage.take {
+            Take::Answer => Output {
+                text: run.answer.clone().unwrap_or_default(),
+                ok: run.answer.is_some(),
+                tool_results: results,
+            },
+            Take::ToolResults => Output {
+                text: results.join("\n"),
+                ok: !results.is_empty(),
+                tool_results: results,
+            },
+        };
+        let note = match (output.ok, stage.take) {
+            (true, _) => String::new(),
+            (false, Take::Answer) => format!("no answer: stopped by {}", run.stop.describe()),
+            (false, Take::ToolResults) => "no tool answered without an error".into(),
         };
         Ok(Node {
             label: stage.name.clone(),
@@ -450,11 +495,7 @@ impl Ctx<'_> {
             start,
             end: self.now(),
             output,
-            note: if run.answer.is_none() {
-                format!("no answer: stopped by {}", run.stop.describe())
-            } else {
-                String::new()
-            },
+            note,
             run: Some(run),
             children: Vec::new(),
         })
@@ -645,11 +686,12 @@ impl Ctx<'_> {
     fn parallel(&self, branches: &[Flow], merge: &Merge, input: &str) -> Result<Node> {
         let start = self.now();
         let vote = matches!(merge, Merge::Vote);
-        // Voting branches ask for different variants, so sampled models can differ.
+        // Voting's branches ask for different variants (the first the default), so
+        // sampled models can differ.
         let jobs = branches
             .iter()
             .enumerate()
-            .map(|(i, f)| (f, input.to_string(), if vote { i as u64 + 1 } else { 0 }))
+            .map(|(i, f)| (f, input.to_string(), if vote { i as u64 } else { 0 }))
             .collect();
         let nodes = self.concurrently(jobs)?;
         let group = Node {

@@ -49,6 +49,7 @@ fn usage(n: u64) -> Usage {
     Usage {
         input_tokens: n,
         output_tokens: n / 10,
+        cached_tokens: None,
     }
 }
 
@@ -101,7 +102,8 @@ fn a_final_answer_ends_the_turn_and_the_transcript_holds_every_step() {
         r.state.usage,
         Usage {
             input_tokens: 350,
-            output_tokens: 35
+            output_tokens: 35,
+            cached_tokens: None,
         }
     );
     // The state is plain data: it survives JSON.

@@ -91,7 +91,8 @@ fn a_run_over_http_calls_tools_and_sends_results_back() {
         r.state.usage,
         Usage {
             input_tokens: 110,
-            output_tokens: 15
+            output_tokens: 15,
+            cached_tokens: None,
         }
     );
     let t = &r.state.transcript;

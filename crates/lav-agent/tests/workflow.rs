@@ -118,6 +118,7 @@ fn say(text: &str) -> Reply {
         usage: Usage {
             input_tokens: 10,
             output_tokens: 2,
+            cached_tokens: None,
         },
     }
 }
@@ -133,6 +134,7 @@ fn call(name: &str, args: serde_json::Value) -> Reply {
         usage: Usage {
             input_tokens: 10,
             output_tokens: 5,
+            cached_tokens: None,
         },
     }
 }
@@ -282,7 +284,7 @@ fn the_router_takes_the_chosen_route_and_the_last_one_when_it_cannot_tell() {
 
 #[test]
 fn voting_keeps_the_answer_most_branches_agree_on() {
-    // Branch variants 1 and 3 say 391; variant 2 says 341.
+    // Branch variants 0 and 1 say 391; variant 2 says 341.
     let fake = Fake::new(|a| {
         let n = if a.variant == 2 { 341 } else { 391 };
         (say(&format!("It is {n}.")), 20)
@@ -393,8 +395,10 @@ fn patterns_compose_and_every_call_is_traced_inside_its_workflow_span() {
     use tracing_subscriber::layer::SubscriberExt;
     // A route whose chosen branch is a vote: spans are named as they would be
     // exported, each with its parent's name.
+    /// Each span's name and its parent's.
+    type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
     #[derive(Clone, Default)]
-    struct Names(Arc<Mutex<Vec<(String, Option<String>)>>>);
+    struct Names(Seen);
     impl<S> tracing_subscriber::Layer<S> for Names
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -468,4 +472,29 @@ fn patterns_compose_and_every_call_is_traced_inside_its_workflow_span() {
     assert_eq!(count("invoke_agent", "workflow stage"), 2, "{spans:?}");
     assert_eq!(count("chat fake", "invoke_agent"), 3, "{spans:?}");
     assert_eq!(count("execute_tool choose_route", "invoke_agent"), 1);
+}
+
+#[test]
+fn a_stage_taking_tool_results_hands_on_what_the_tool_said_after_one_call() {
+    let fake = Fake::new(|a| {
+        if a.called {
+            (say("must not be asked"), 1)
+        } else if a.user.contains("key=") {
+            (call("lookup", json!({"key": "apple"})), 1)
+        } else {
+            (say("I will not call anything"), 1)
+        }
+    });
+    let flow = Flow::Stage(
+        Stage::new("pick", "Pick a tool.", "{input}")
+            .with_tools(&["lookup"])
+            .taking_tool_results(),
+    );
+    let out = workflow::run(&fake, &flow, "key=apple").unwrap();
+    assert!(out.output.ok);
+    assert_eq!(out.output.text, "value of apple is 5");
+    assert_eq!(out.trace.model_calls(), 1);
+    let none = workflow::run(&fake, &flow, "nothing").unwrap();
+    assert!(!none.output.ok);
+    assert_eq!(none.trace.note, "no tool answered without an error");
 }

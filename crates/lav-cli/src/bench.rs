@@ -70,9 +70,25 @@ pub struct BenchArgs {
     /// With --agent-tasks: value constraints in the tool grammar (on, off).
     #[arg(long, value_delimiter = ',', default_value = "on")]
     constraints: Vec<String>,
-    /// With --agent-tasks: only tasks whose id starts with this (e.g. arith).
+    /// With --agent-tasks or --workflows: only tasks whose id starts with this (e.g.
+    /// arith).
     #[arg(long, value_name = "PREFIX")]
     only: Option<String>,
+    /// Run the single agent and the five workflow patterns on the labelled
+    /// calculations and order lookups instead: calls, tokens, wall time and the
+    /// checker's accuracy per pattern.
+    #[arg(long)]
+    workflows: bool,
+    /// With --workflows: save the runs where the workflow-patterns lab plays them back
+    /// (labs/data/agents/workflow-runs.json) or to PATH.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "")]
+    record: Option<std::path::PathBuf>,
+    /// With --workflows: drive an OpenAI-compatible endpoint instead of the local model.
+    #[arg(long, value_name = "URL")]
+    llm_url: Option<String>,
+    /// The model name to send to --llm-url.
+    #[arg(long, value_name = "NAME", requires = "llm_url")]
+    llm_model: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -158,6 +174,20 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
                 prompts: a.prompt,
                 constraints: a.constraints,
                 only: a.only,
+                json: a.json,
+            },
+        );
+    }
+    if a.workflows {
+        return crate::workflows_bench::run(
+            g,
+            format,
+            crate::workflows_bench::Plan {
+                only: a.only,
+                record: a.record,
+                endpoint: a
+                    .llm_url
+                    .map(|url| (url, a.llm_model.unwrap_or("default".into()))),
                 json: a.json,
             },
         );

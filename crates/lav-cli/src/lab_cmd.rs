@@ -4,6 +4,7 @@ use crate::{Global, resolve};
 use anyhow::Result;
 use clap::Args;
 use lav_lab::{Catalogue, Registry, Status};
+use lav_labs_agents::Endpoint;
 use lav_model::{Activations, Embedder, Llama, Tokenizer, WeightFormat};
 use lav_model::{Loader, ModelError};
 use std::io::IsTerminal;
@@ -46,6 +47,13 @@ pub struct LabArgs {
     /// Window size for the 3-D app and screenshots.
     #[arg(long, default_value = "1280x720", value_name = "WxH")]
     pub size: String,
+    /// An OpenAI-compatible endpoint (e.g. `lav serve`'s, or vLLM's) the agent labs
+    /// offer as a driver beside the local model and their recordings.
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+    /// The model name to send to --llm-url.
+    #[arg(long, value_name = "NAME", requires = "llm_url")]
+    pub llm_model: Option<String>,
 }
 
 /// Loads models on first use, once, through the same resolution as every command.
@@ -127,11 +135,19 @@ impl Loader for CliLoader {
 /// The composition root of the labs: every track crate's labs, opened over `loader`'s
 /// models. A new track adds one line here.
 pub fn catalogue(loader: Arc<dyn Loader>) -> Catalogue {
+    catalogue_with(loader, None)
+}
+
+/// The catalogue with an OpenAI-compatible endpoint for the agent labs to drive.
+pub fn catalogue_with(loader: Arc<dyn Loader>, endpoint: Option<Endpoint>) -> Catalogue {
     let mut c = Catalogue::default();
     lav_labs_llm::register(&mut c, loader.clone());
     lav_labs_serving::register(&mut c, loader.clone());
     lav_labs_gpu::register(&mut c, loader.clone());
-    lav_labs_agents::register(&mut c, loader);
+    match endpoint {
+        Some(e) => lav_labs_agents::register_with_endpoint(&mut c, loader, e),
+        None => lav_labs_agents::register(&mut c, loader),
+    }
     c
 }
 
@@ -165,8 +181,9 @@ fn open_at(
     format: WeightFormat,
     id: &str,
     step: Option<&str>,
+    endpoint: Option<Endpoint>,
 ) -> Result<lav_lab::Session> {
-    let cat = catalogue(Arc::new(CliLoader::new(g, format)));
+    let cat = catalogue_with(Arc::new(CliLoader::new(g, format)), endpoint);
     let mut session = lav_lab::open_session(id, &lav_lab::labs_dir()?, &cat)?;
     if let Some(s) = step {
         session.go_to(s)?;
@@ -175,7 +192,11 @@ fn open_at(
 }
 
 pub fn lab(g: &Global, format: WeightFormat, a: LabArgs) -> Result<()> {
-    let mut session = open_at(g, format, &a.id, a.step.as_deref())?;
+    let endpoint = a.llm_url.clone().map(|url| Endpoint {
+        url,
+        model: a.llm_model.clone().unwrap_or_else(|| "default".into()),
+    });
+    let mut session = open_at(g, format, &a.id, a.step.as_deref(), endpoint)?;
     for s in &a.set {
         session.set_raw(s)?;
     }
@@ -299,7 +320,7 @@ pub fn bench_frames(
     frames: u32,
     json: bool,
 ) -> Result<()> {
-    let session = open_at(g, format, lab, step)?;
+    let session = open_at(g, format, lab, step, None)?;
     let step_id = session.step().id.to_string();
     let b = lav_viz::open(session, lav_viz::Mode::Bench { frames }, (1280, 720))?
         .bench

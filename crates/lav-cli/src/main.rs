@@ -9,6 +9,7 @@ mod load_cmd;
 mod mcp_cmd;
 mod resolve;
 mod serve_cmd;
+mod workflows_bench;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};

@@ -148,7 +148,8 @@ pub fn trace_scene(r: &Replay, source: &str) -> Scene {
         ))
 }
 
-fn clip(s: &str, n: usize) -> String {
+/// `s` on one line, cut to `n` characters with an ellipsis.
+pub fn clip(s: &str, n: usize) -> String {
     let one_line = s.replace('\n', " ");
     if one_line.chars().count() <= n {
         one_line

@@ -9,5 +9,6 @@
 
 pub mod agent_trace;
 pub mod labs;
+pub mod workflows;
 
-pub use labs::{Context, LABS, register};
+pub use labs::{Context, Endpoint, LABS, register, register_with_endpoint};

@@ -440,3 +440,164 @@ fn the_mask_equals_a_token_by_token_check_inside_constrained_values() {
         }
     }
 }
+
+/// The rule, computed here from a node tree's own times (independently of
+/// `Node::rule_seconds`).
+fn rule_by_hand(n: &lav_agent::workflow::Node) -> f64 {
+    use lav_agent::workflow::Shape;
+    match n.shape {
+        Shape::Stage => n.end - n.start,
+        Shape::Serial => n.children.iter().map(rule_by_hand).sum(),
+        Shape::Parallel => n.children.iter().map(rule_by_hand).fold(0.0, f64::max),
+    }
+}
+
+#[test]
+fn workflow_patterns_shows_each_recorded_run_as_the_runtime_recorded_it() {
+    use lav_labs_agents::workflows::{self, Recording};
+    let labs = lav_testkit::labs_dir();
+    let rec = Recording::load(&labs).unwrap();
+    let tasks = workflows::labelled(&labs).unwrap();
+    let names: Vec<&str> = workflows::patterns().iter().map(|(n, _)| *n).collect();
+    assert_eq!(names.len(), 6);
+    // The recording covers every pattern on every labelled task, and each verdict is
+    // the checker's own, recomputed here from the run.
+    for t in &tasks {
+        for n in &names {
+            let r = rec.get(&t.id, n).unwrap_or_else(|| panic!("{} {n}", t.id));
+            let v = lav_agent::tasks::check(t, &r.outcome.as_run());
+            assert_eq!(v.passed, r.passed, "{} {n}: {}", t.id, v.reason);
+            // Recorded on threads for real: the wall time is the rule's, within the
+            // bookkeeping between calls.
+            let t = &r.outcome.trace;
+            assert!(
+                (t.seconds() - rule_by_hand(t)).abs() < 0.05 + 0.02 * t.seconds(),
+                "{n}: wall {} rule {}",
+                t.seconds(),
+                rule_by_hand(t)
+            );
+        }
+    }
+
+    let mut s = session("workflow-patterns");
+    let sc = scene_at(&mut s, "compare", &["task=arith-01"]);
+    assert!(matches!(
+        sc.item("patterns").unwrap().provenance,
+        lav_scene::Provenance::Recorded { .. }
+    ));
+    let tb = table(&sc, "patterns");
+    assert_eq!(tb.rows.len(), 6);
+    for row in &tb.rows {
+        let r = rec.get("arith-01", &row[0]).unwrap();
+        // Model calls: every assistant turn of every stage's transcript.
+        let turns: usize = r
+            .outcome
+            .trace
+            .stages()
+            .iter()
+            .filter_map(|n| n.run.as_ref())
+            .map(|run| {
+                run.state
+                    .transcript
+                    .iter()
+                    .filter(|m| m.role == lav_agent::Role::Assistant)
+                    .count()
+            })
+            .sum();
+        assert_eq!(
+            tb.lookup(&row[0], "model calls").unwrap(),
+            turns.to_string()
+        );
+        assert_eq!(
+            tb.lookup(&row[0], "rule s").unwrap(),
+            lav_lab::items::sig(rule_by_hand(&r.outcome.trace))
+        );
+        assert_eq!(
+            tb.lookup(&row[0], "checker").unwrap() == "✓",
+            r.passed,
+            "{row:?}"
+        );
+    }
+    // Voting ran three agents: at least three model calls.
+    let votes: usize = tb
+        .lookup("parallel voting", "model calls")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(votes >= 3);
+
+    let sc = scene_at(&mut s, "waterfall", &["pattern=parallel voting"]);
+    let w = lav_testkit::item_as!(&sc, "waterfall", Timeline);
+    let r = rec.get("arith-01", "parallel voting").unwrap();
+    let mut nodes = 0;
+    let mut stack = vec![&r.outcome.trace];
+    while let Some(n) = stack.pop() {
+        nodes += 1;
+        stack.extend(n.children.iter());
+    }
+    assert_eq!(w.lanes.len(), nodes);
+    assert_eq!(w.spans.len(), nodes);
+    let rule = text(&sc, "rule");
+    assert!(
+        rule.contains(&format!(
+            "gives {} ms",
+            lav_lab::items::sig(rule_by_hand(&r.outcome.trace) * 1e3)
+        )),
+        "{rule}"
+    );
+
+    let sc = scene_at(&mut s, "accuracy", &[]);
+    let acc = bars(&sc, "accuracy");
+    assert_eq!(acc.bars.len(), 6);
+    for b in &acc.bars {
+        let passed = tasks
+            .iter()
+            .filter(|t| {
+                let r = rec.get(&t.id, &b.label).unwrap();
+                lav_agent::tasks::check(t, &r.outcome.as_run()).passed
+            })
+            .count();
+        assert_eq!(b.value, passed as f64, "{}", b.label);
+    }
+}
+
+#[test]
+fn a_workflow_runs_live_on_the_real_model_with_its_figures_from_the_runtime() {
+    use lav_agent::workflow::Shape;
+    use lav_labs_agents::workflows::{self, Driver, PatternRun, Shop};
+    let labs = lav_testkit::labs_dir();
+    let task = workflows::labelled(&labs)
+        .unwrap()
+        .into_iter()
+        .find(|t| t.id == "arith-01")
+        .unwrap();
+    let tok = lav_testkit::tokenizer_arc();
+    let shop = Shop {
+        driver: Driver::Local {
+            model: lav_testkit::model_arc(),
+            trie: std::sync::Arc::new(lav_local::vocab_trie(&tok)),
+            tok,
+            name: "SmolLM2".into(),
+        },
+    };
+    let (name, flow) = workflows::patterns()
+        .into_iter()
+        .find(|(n, _)| *n == "routing")
+        .unwrap();
+    let r = PatternRun::run(&shop, &task, name, &flow).unwrap();
+    let t = &r.outcome.trace;
+    // The classifier's choice is one of the routes (the grammar allows nothing
+    // else), and the route it names is the one that ran.
+    let chose = &t.children[0].note;
+    let desk = &t.children[1].label;
+    assert!(
+        (chose == "chose math" && desk == "math desk")
+            || (chose == "chose orders" && desk == "orders desk"),
+        "{chose} / {desk}"
+    );
+    assert_eq!(t.shape, Shape::Serial);
+    assert!(t.model_calls() >= 2);
+    let (i, o) = t.tokens();
+    assert!(i > 100 && o > 0, "{i} {o}");
+    assert!((t.seconds() - rule_by_hand(t)).abs() < 0.05 + 0.02 * t.seconds());
+}

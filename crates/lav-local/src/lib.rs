@@ -634,6 +634,8 @@ impl Llm for LocalLlm {
         let usage = Usage {
             input_tokens: d.prompt_tokens as u64,
             output_tokens: d.steps.len() as u64,
+            // The KV of the prompt's prefix shared with the previous call is reused.
+            cached_tokens: Some(d.reused_tokens as u64),
         };
         let calls = parse_reply(&d.text, self.calls).map_err(|e| {
             AgentError::Llm(format!(

@@ -83,6 +83,9 @@ pub enum Provenance {
     /// Moves written in advance (an agent's calls) run through the real runtime: the
     /// results are real, the choices are not the model's.
     Scripted { note: String },
+    /// A run of the real model or runtime saved earlier and played back (`source`
+    /// says what ran, where and how it was recorded): real, but not happening now.
+    Recorded { source: String },
 }
 
 impl Provenance {
@@ -107,6 +110,9 @@ impl Provenance {
     pub fn scripted(n: impl Into<String>) -> Self {
         Provenance::Scripted { note: n.into() }
     }
+    pub fn recorded(s: impl Into<String>) -> Self {
+        Provenance::Recorded { source: s.into() }
+    }
 
     /// A short label for renderers: "model: SmolLM2-135M", "what-if: …".
     pub fn label(&self) -> String {
@@ -118,6 +124,7 @@ impl Provenance {
             Provenance::WhatIf { note } => format!("what-if: {note}"),
             Provenance::Computed { method } => format!("computed: {method}"),
             Provenance::Scripted { note } => format!("scripted: {note}"),
+            Provenance::Recorded { source } => format!("recorded: {source}"),
         }
     }
 

@@ -107,6 +107,7 @@ impl Llm for Counted {
         let u = Usage {
             input_tokens: input,
             output_tokens: out,
+            cached_tokens: None,
         };
         match &mut r {
             Reply::Final { usage, .. } | Reply::Calls { usage, .. } => *usage = u,

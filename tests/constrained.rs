@@ -239,3 +239,62 @@ fn a_closing_tag_inside_a_string_does_not_end_the_call() {
     assert!(parse_reply("<tool_call>\n{\"name\": \"x\", \"arguments\": {}}", 0).is_err());
     assert!(parse_reply("<tool_call>\n{\"name\": \"x\", \"argu", 0).is_err());
 }
+
+#[test]
+fn the_selected_examples_are_the_most_alike_per_tool_and_none_is_a_labelled_task() {
+    use lav_local::{EXAMPLES, SELECTED, likeness, select_examples};
+    let spec = |name: &str| ToolSpec {
+        name: name.into(),
+        description: String::new(),
+        input_schema: json!({"type": "object"}),
+    };
+    let shop = [spec("calculate"), spec("get_order"), spec("list_orders")];
+    let last = |q: &str| select_examples(q, &shop).last().unwrap().1;
+    assert_eq!(
+        last("What item is in order 1005?"),
+        "What item is in order 1240?"
+    );
+    assert_eq!(
+        last("What is 2 to the power of 10?"),
+        "What is 3 to the power of 4?"
+    );
+    assert_eq!(
+        last("What did Grace Hopper order most recently?"),
+        "What did Tom Reed order most recently?"
+    );
+    // The few most alike of the tools present, least alike first.
+    let chosen = select_examples("Who placed order 1007?", &shop);
+    assert_eq!(chosen.len(), SELECTED);
+    assert_eq!(chosen.last().unwrap().1, "Who placed order 1238?");
+    let calc_only = select_examples("Who placed order 1007?", &shop[..1]);
+    assert!(calc_only.iter().all(|e| e.0 == "calculate"));
+    // No example outside the top few is more alike than one inside it.
+    let worst = likeness("Who placed order 1007?", chosen[0].1);
+    let inside = |q: &str| chosen.iter().any(|e| e.1 == q);
+    assert!(
+        EXAMPLES
+            .iter()
+            .filter(|e| shop.iter().any(|t| t.name == e.0) && !inside(e.1))
+            .all(|e| likeness("Who placed order 1007?", e.1) <= worst)
+    );
+    let scores: Vec<f64> = chosen
+        .iter()
+        .map(|e| likeness("Who placed order 1007?", e.1))
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] <= w[1]), "{scores:?}");
+    assert!(select_examples("hello", &[spec("no_such_tool")]).is_empty());
+    // Jaccard over words, numbers as one kind: {#, item, order} vs {#, order, status}.
+    assert!(
+        (likeness("What item is in order 1005?", "the status of order 12") - 0.5).abs() < 1e-12
+    );
+    // No worked example gives a labelled task away.
+    let labs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let tasks = lav_agent::tasks::load(&labs).unwrap();
+    for e in EXAMPLES {
+        assert!(
+            tasks.iter().all(|t| t.prompt != e.1),
+            "example {:?} is a labelled task",
+            e.1
+        );
+    }
+}

@@ -28,6 +28,7 @@ fn agent_run() -> lav_agent::Run {
     let u = |i, o| Usage {
         input_tokens: i,
         output_tokens: o,
+        cached_tokens: None,
     };
     let mut llm = ScriptedPolicy::new(
         "SmolLM2-135M-Instruct",

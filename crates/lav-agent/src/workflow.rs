@@ -174,7 +174,8 @@ pub enum Flow {
     },
     /// The generator answers; the evaluator (a check or a model) passes it or says
     /// what to fix, and the generator tries again with that feedback, at most
-    /// `max_rounds` times in all.
+    /// `max_rounds` times in all. When the rounds run out the last attempt goes out
+    /// (the node's note says it never passed).
     Optimize {
         generator: Box<Flow>,
         evaluator: Evaluator,
@@ -337,14 +338,24 @@ impl Outcome {
     /// every stage's calls in between: what the task checkers read.
     pub fn as_run(&self) -> Run {
         let mut state = State::new("", &self.task);
-        for s in self.trace.stages() {
+        for (i, s) in self.trace.stages().into_iter().enumerate() {
             if let Some(r) = &s.run {
+                // Stages number their calls independently: the ids are made unique
+                // so each result still pairs with its own call.
+                let tag = |id: &str| format!("s{i}-{id}");
                 state.transcript.extend(
                     r.state
                         .transcript
                         .iter()
                         .filter(|m| m.role != Role::System && m.role != Role::User)
-                        .cloned(),
+                        .map(|m| {
+                            let mut m = m.clone();
+                            for c in &mut m.tool_calls {
+                                c.id = tag(&c.id);
+                            }
+                            m.tool_call_id = m.tool_call_id.as_deref().map(tag);
+                            m
+                        }),
                 );
                 state.ticks += r.state.ticks;
                 state.usage.input_tokens += r.state.usage.input_tokens;
@@ -872,7 +883,8 @@ impl Ctx<'_> {
         let mut attempt = input.to_string();
         let mut out = Output::default();
         let mut seen = Vec::new();
-        for round in 1..=max_rounds.max(1) {
+        let rounds = max_rounds.max(1);
+        for round in 1..=rounds {
             let mut g = self.node(generator, &attempt, variant)?;
             g.label = format!("{} (round {round})", g.label);
             out = g.output.clone();
@@ -897,9 +909,14 @@ impl Ctx<'_> {
                     out.ok = true;
                     break;
                 }
+                Err(why) if round == rounds => {
+                    // Out of rounds: the last attempt goes out, marked as such, if
+                    // there is one.
+                    last.note = format!("round {round} failed: {why}; no rounds left");
+                    out.ok = out.ok && !out.text.trim().is_empty();
+                }
                 Err(why) => {
                     last.note = format!("round {round} failed: {why}");
-                    out.ok = false;
                     attempt = format!(
                         "{input}\n\nYour previous answer was: {}\nA reviewer said: {why}\nAnswer again.",
                         out.text

@@ -118,7 +118,9 @@ pub fn run(g: &Global, format: WeightFormat, plan: Plan) -> Result<()> {
         })?;
         for prompt in &plan.prompts {
             let style = PromptStyle::parse(prompt).ok_or_else(|| {
-                anyhow::anyhow!("--prompt takes plain, formats and examples, got `{prompt}`")
+                anyhow::anyhow!(
+                    "--prompt takes plain, formats, examples, dialogue and selected, got `{prompt}`"
+                )
             })?;
             for cons in &plan.constraints {
                 let on = match cons.as_str() {

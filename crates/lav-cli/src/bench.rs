@@ -64,8 +64,9 @@ pub struct BenchArgs {
     /// With --agent-tasks: tool choices (auto, free, required).
     #[arg(long, value_delimiter = ',', default_value = "auto,required")]
     tool_choice: Vec<String>,
-    /// With --agent-tasks: prompt styles (plain, formats, examples).
-    #[arg(long, value_delimiter = ',', default_value = "examples")]
+    /// With --agent-tasks: prompt styles (plain, formats, examples, dialogue, selected:
+    /// the default of `lav agent`).
+    #[arg(long, value_delimiter = ',', default_value = "selected")]
     prompt: Vec<String>,
     /// With --agent-tasks: value constraints in the tool grammar (on, off).
     #[arg(long, value_delimiter = ',', default_value = "on")]
@@ -81,8 +82,8 @@ pub struct BenchArgs {
     workflows: bool,
     /// With --workflows: save the runs where the workflow-patterns lab plays them back
     /// (labs/data/agents/workflow-runs.json) or to PATH.
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "")]
-    record: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    record: Option<Option<std::path::PathBuf>>,
     /// With --workflows: drive an OpenAI-compatible endpoint instead of the local model.
     #[arg(long, value_name = "URL")]
     llm_url: Option<String>,

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 pub struct Plan {
     pub only: Option<String>,
-    /// Where to save the runs: empty for the lab's recording.
-    pub record: Option<PathBuf>,
+    /// Save the runs: to the path, or where the lab reads them.
+    pub record: Option<Option<PathBuf>>,
     /// (url, model) of an OpenAI-compatible endpoint.
     pub endpoint: Option<(String, String)>,
     pub json: bool,
@@ -83,11 +83,9 @@ pub fn run(g: &Global, format: WeightFormat, plan: Plan) -> Result<()> {
         }
     }
     if let Some(path) = &plan.record {
-        let path = if path.as_os_str().is_empty() {
-            labs.join(workflows::RECORDING)
-        } else {
-            path.clone()
-        };
+        let path = path
+            .clone()
+            .unwrap_or_else(|| labs.join(workflows::RECORDING));
         let rec = Recording {
             driver: who.clone(),
             recorded: format!(

@@ -243,14 +243,32 @@ impl PatternRun {
     pub fn run(backend: &Shop, task: &Task, pattern: &str, flow: &Flow) -> Result<Self, String> {
         let outcome = workflow::run(backend, flow, &task.prompt).map_err(|e| e.to_string())?;
         let verdict = tasks::check(task, &outcome.as_run());
+        // A workflow that gave no answer says why in its trace (a gate, a stage out
+        // of ticks), not in the loop's stop reason.
+        let reason = match (&verdict.passed, outcome.output.ok) {
+            (false, false) => format!("no answer: {}", why_not(&outcome.trace)),
+            _ => verdict.reason,
+        };
         Ok(PatternRun {
             task: task.id.clone(),
             pattern: pattern.into(),
             outcome,
             passed: verdict.passed,
-            reason: verdict.reason,
+            reason,
         })
     }
+}
+
+/// The first note of a node that failed, depth first: what stopped the workflow.
+fn why_not(n: &workflow::Node) -> String {
+    if !n.note.is_empty() && !n.output.ok {
+        return n.note.clone();
+    }
+    n.children
+        .iter()
+        .map(why_not)
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| n.note.clone())
 }
 
 /// Runs saved by `lav bench --workflows --record` and played back by the lab.

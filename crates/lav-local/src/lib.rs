@@ -166,8 +166,214 @@ pub enum PromptStyle {
     /// Formats, plus worked exchanges as earlier chat turns: a question, the call,
     /// the tool's (scripted) result and the answer, for the tools present, and a
     /// greeting answered without a tool.
-    #[default]
     Dialogue,
+    /// Dialogue with the worked exchanges chosen for the question: from a larger
+    /// pool ([`EXAMPLES`]), the few most like the question whose tools are present,
+    /// the most alike last (nearest the question, where the small model copies from).
+    #[default]
+    Selected,
+}
+
+/// The pool [`PromptStyle::Selected`] chooses from: (tool, question, arguments,
+/// scripted result, answer). None of them is a labelled task, and their ids, names
+/// and numbers are not the shop's.
+pub const EXAMPLES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "calculate",
+        "What is 6 times 7?",
+        r#"{"expression": "6 * 7"}"#,
+        "42",
+        "6 times 7 is 42.",
+    ),
+    (
+        "calculate",
+        "What is 81 divided by 9?",
+        r#"{"expression": "81 / 9"}"#,
+        "9",
+        "81 divided by 9 is 9.",
+    ),
+    (
+        "calculate",
+        "What is 3 to the power of 4?",
+        r#"{"expression": "3 ^ 4"}"#,
+        "81",
+        "3 to the power of 4 is 81.",
+    ),
+    (
+        "calculate",
+        "What is the square root of 49?",
+        r#"{"expression": "sqrt(49)"}"#,
+        "7",
+        "The square root of 49 is 7.",
+    ),
+    (
+        "calculate",
+        "Add 120 and 35.",
+        r#"{"expression": "120 + 35"}"#,
+        "155",
+        "120 plus 35 is 155.",
+    ),
+    (
+        "calculate",
+        "What is 500 minus 128?",
+        r#"{"expression": "500 - 128"}"#,
+        "372",
+        "500 minus 128 is 372.",
+    ),
+    (
+        "calculate",
+        "What is 15% of 80?",
+        r#"{"expression": "0.15 * 80"}"#,
+        "12",
+        "15% of 80 is 12.",
+    ),
+    (
+        "calculate",
+        "What is (4 + 6) * 5?",
+        r#"{"expression": "(4 + 6) * 5"}"#,
+        "50",
+        "(4 + 6) * 5 is 50.",
+    ),
+    (
+        "calculate",
+        "How much is 2 times 3 times 4?",
+        r#"{"expression": "2 * 3 * 4"}"#,
+        "24",
+        "2 times 3 times 4 is 24.",
+    ),
+    (
+        "get_order",
+        "What is the status of order 1234?",
+        r#"{"order_id": 1234}"#,
+        r#"{"customer":"Jane Doe","id":1234,"item":"desk","placed_on":"2026-11-01","quantity":1,"status":"placed","total":"150.00"}"#,
+        "Order 1234 is placed.",
+    ),
+    (
+        "get_order",
+        "What item is in order 1240?",
+        r#"{"order_id": 1240}"#,
+        r#"{"customer":"Tom Reed","id":1240,"item":"floor lamp","placed_on":"2026-10-12","quantity":1,"status":"shipped","total":"89.00"}"#,
+        "Order 1240 is a floor lamp.",
+    ),
+    (
+        "get_order",
+        "How many items were ordered in order 1236?",
+        r#"{"order_id": 1236}"#,
+        r#"{"customer":"Mia Park","id":1236,"item":"notebook","placed_on":"2026-09-03","quantity":4,"status":"delivered","total":"16.00"}"#,
+        "Order 1236 has 4 items (notebooks).",
+    ),
+    (
+        "get_order",
+        "Who placed order 1238?",
+        r#"{"order_id": 1238}"#,
+        r#"{"customer":"Sam Lee","id":1238,"item":"chair","placed_on":"2026-11-20","quantity":2,"status":"placed","total":"240.00"}"#,
+        "Sam Lee placed order 1238.",
+    ),
+    (
+        "get_order",
+        "On what date was order 1239 placed?",
+        r#"{"order_id": 1239}"#,
+        r#"{"customer":"Ana Cruz","id":1239,"item":"kettle","placed_on":"2026-10-02","quantity":1,"status":"shipped","total":"35.00"}"#,
+        "Order 1239 was placed on 2026-10-02.",
+    ),
+    (
+        "list_orders",
+        "What did Tom Reed order most recently?",
+        r#"{"customer": "Tom Reed"}"#,
+        r#"[{"customer":"Tom Reed","id":1240,"item":"floor lamp","placed_on":"2026-10-12","quantity":1,"status":"shipped","total":"89.00"},{"customer":"Tom Reed","id":1233,"item":"rug","placed_on":"2026-08-01","quantity":1,"status":"delivered","total":"120.00"}]"#,
+        "Tom Reed's most recent order is 1240, a floor lamp.",
+    ),
+    (
+        "list_orders",
+        "What is Mia Park's latest order?",
+        r#"{"customer": "Mia Park"}"#,
+        r#"[{"customer":"Mia Park","id":1241,"item":"backpack","placed_on":"2026-11-15","quantity":1,"status":"placed","total":"59.00"},{"customer":"Mia Park","id":1236,"item":"notebook","placed_on":"2026-09-03","quantity":4,"status":"delivered","total":"16.00"}]"#,
+        "Mia Park's latest order is 1241, a backpack.",
+    ),
+    (
+        "list_orders",
+        "Show me Sam Lee's newest order.",
+        r#"{"customer": "Sam Lee"}"#,
+        r#"[{"customer":"Sam Lee","id":1238,"item":"chair","placed_on":"2026-11-20","quantity":2,"status":"placed","total":"240.00"}]"#,
+        "Sam Lee's newest order is 1238, two chairs.",
+    ),
+    (
+        "search_docs",
+        "Search the docs for paged attention.",
+        r#"{"query": "paged attention"}"#,
+        "[c1] (labs/llm-internals/paged-attention.md, score 9.1) Paged attention stores the KV cache in fixed-size blocks.",
+        "Paged attention stores the KV cache in fixed-size blocks (paged-attention.md).",
+    ),
+    (
+        "search_docs",
+        "What do the docs say about tokenizers?",
+        r#"{"query": "tokenizers"}"#,
+        "[c1] (labs/llm-internals/tokenization.md, score 8.4) A tokenizer splits text into tokens from a fixed vocabulary.",
+        "A tokenizer splits text into tokens from a fixed vocabulary (tokenization.md).",
+    ),
+];
+
+/// Words that say nothing about which example fits.
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "did", "do", "for", "in", "is", "it", "me", "of", "on", "the", "to", "was",
+    "what", "with",
+];
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
+        .collect()
+}
+
+/// How alike two questions are: shared words over all words (Jaccard); numbers count
+/// as one word kind, so "order 1005" matches "order 1234".
+pub fn likeness(a: &str, b: &str) -> f64 {
+    let norm = |w: String| {
+        if w.chars().all(|c| c.is_ascii_digit()) {
+            "#".to_string()
+        } else {
+            w
+        }
+    };
+    let a: std::collections::BTreeSet<String> = words(a).into_iter().map(norm).collect();
+    let b: std::collections::BTreeSet<String> = words(b).into_iter().map(norm).collect();
+    let union = a.union(&b).count();
+    if union == 0 {
+        return 0.0;
+    }
+    a.intersection(&b).count() as f64 / union as f64
+}
+
+/// How many worked exchanges [`PromptStyle::Selected`] shows.
+pub const SELECTED: usize = 3;
+
+/// The examples [`PromptStyle::Selected`] shows for `question` with `tools`: the
+/// [`SELECTED`] most alike among those whose tool is present (the earlier among
+/// ties), least alike first.
+pub fn select_examples(
+    question: &str,
+    tools: &[ToolSpec],
+) -> Vec<&'static (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+)> {
+    let mut scored: Vec<(f64, usize)> = EXAMPLES
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| tools.iter().any(|t| t.name == e.0))
+        .map(|(i, e)| (likeness(question, e.1), i))
+        .collect();
+    // Most alike first (stable: ties keep the pool's order), then the best few
+    // reversed, so the most alike sits next to the question.
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.truncate(SELECTED);
+    scored.reverse();
+    scored.into_iter().map(|(_, i)| &EXAMPLES[i]).collect()
 }
 
 /// The worked exchanges of [`PromptStyle::Dialogue`]: (tool, question, arguments,
@@ -197,11 +403,12 @@ const DIALOGUE: &[(&str, &str, &str, &str, &str)] = &[
 ];
 
 impl PromptStyle {
-    pub const ALL: [PromptStyle; 4] = [
+    pub const ALL: [PromptStyle; 5] = [
         PromptStyle::Plain,
         PromptStyle::Formats,
         PromptStyle::Examples,
         PromptStyle::Dialogue,
+        PromptStyle::Selected,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -210,6 +417,7 @@ impl PromptStyle {
             PromptStyle::Formats => "formats",
             PromptStyle::Examples => "examples",
             PromptStyle::Dialogue => "dialogue",
+            PromptStyle::Selected => "selected",
         }
     }
 
@@ -377,6 +585,24 @@ pub fn parse_reply(text: &str, n: u64) -> Result<Vec<ToolCall>, String> {
     Ok(calls)
 }
 
+/// One worked exchange as chat turns: the question, the call, the tool's result and
+/// the answer in text (as the model answers after a result, see `next`).
+fn worked(msgs: &mut Vec<ChatMessage>, e: &(&str, &str, &str, &str, &str)) {
+    let (tool, q, args, result, answer) = *e;
+    let call = ToolCall {
+        id: String::new(),
+        name: tool.to_string(),
+        arguments: serde_json::from_str(args).unwrap_or_default(),
+    };
+    msgs.push(ChatMessage::new("user", q));
+    msgs.push(ChatMessage::new("assistant", &call_block(&call)));
+    msgs.push(ChatMessage::new(
+        "tool",
+        &format!("<tool_response>\n{result}\n</tool_response>"),
+    ));
+    msgs.push(ChatMessage::new("assistant", answer));
+}
+
 impl LocalLlm {
     pub fn new(model: Arc<Llama>, tok: Arc<Tokenizer>, name: &str) -> LocalLlm {
         let trie = Arc::new(vocab_trie(&tok));
@@ -434,26 +660,15 @@ impl LocalLlm {
                     text.to_string()
                 }
             };
-            if m.role == Role::User && style == PromptStyle::Dialogue && msgs.len() == 1 {
+            let first_question = m.role == Role::User && msgs.len() == 1;
+            if first_question && style == PromptStyle::Dialogue {
                 // The worked exchanges go between the system prompt and the first
                 // question, as turns the model has "already" taken.
-                for (tool, q, args, result, answer) in DIALOGUE {
-                    if !tools.iter().any(|t| t.name == *tool) {
-                        continue;
-                    }
-                    let call = ToolCall {
-                        id: String::new(),
-                        name: tool.to_string(),
-                        arguments: serde_json::from_str(args).unwrap_or_default(),
-                    };
-                    msgs.push(ChatMessage::new("user", q));
-                    msgs.push(ChatMessage::new("assistant", &call_block(&call)));
-                    msgs.push(ChatMessage::new(
-                        "tool",
-                        &format!("<tool_response>\n{result}\n</tool_response>"),
-                    ));
-                    // After a result the model answers in text (see `next`).
-                    msgs.push(ChatMessage::new("assistant", answer));
+                let chosen = DIALOGUE
+                    .iter()
+                    .filter(|e| tools.iter().any(|t| t.name == e.0));
+                for e in chosen {
+                    worked(&mut msgs, e);
                 }
                 if !tools.is_empty() {
                     msgs.push(ChatMessage::new("user", "Hi there!"));
@@ -461,6 +676,17 @@ impl LocalLlm {
                         "assistant",
                         &say("Hello! How can I help you today?"),
                     ));
+                }
+            }
+            if first_question && style == PromptStyle::Selected && !tools.is_empty() {
+                // The greeting first, then the examples, the most alike last.
+                msgs.push(ChatMessage::new("user", "Hi there!"));
+                msgs.push(ChatMessage::new(
+                    "assistant",
+                    &say("Hello! How can I help you today?"),
+                ));
+                for e in select_examples(&m.content, tools) {
+                    worked(&mut msgs, e);
                 }
             }
             let (role, content) = match m.role {

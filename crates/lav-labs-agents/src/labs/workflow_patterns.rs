@@ -59,6 +59,7 @@ pub fn open_with(ctx: &Context, endpoint: Option<Endpoint>) -> Result<Box<dyn La
             c,
             rec,
             tasks,
+            facts: lav_lab::published::facts(&ctx.dir, "workflow-patterns")?,
             loader: ctx.loader.clone(),
             endpoint,
             live: Job::default(),
@@ -81,6 +82,7 @@ struct WorkflowLab {
     c: Controls,
     rec: Recording,
     tasks: Vec<Task>,
+    facts: Vec<lav_lab::published::Fact>,
     loader: Arc<dyn Loader>,
     endpoint: Option<Endpoint>,
     /// Every pattern on one task, live, by (driver, task).
@@ -397,11 +399,10 @@ impl WorkflowLab {
                 })
                 .collect(),
         ));
-        scene.push(text(
+        scene.push(lav_lab::published::table(
             "rule",
             "Workflow or agent?",
-            Provenance::published("Anthropic, \u{201c}Building effective agents\u{201d} (2024)"),
-            "Workflows run model calls along code paths you wrote; agents let the model direct its own steps. Start with the simplest thing that works: add a pattern only when it measurably helps, since each one adds calls, tokens and latency.",
+            &self.facts,
         ));
         scene.push(text(
             "live",

@@ -8,7 +8,9 @@
 //! run can be replayed without the model.
 //!
 //! Beside the loop: [`context`] (the context manager: per-segment token budgets,
-//! compaction, memory notes, sub-agents), [`workflow`] (the five workflow patterns over agent runs) and
+//! compaction, memory notes, sub-agents), [`evals`] (pass@k, pass^k, SE, judge
+//! TPR/TNR, the failure matrix), [`planner`] (plan-and-execute with
+//! re-planning, reflect/retry under caps), [`workflow`] (the five workflow patterns over agent runs) and
 //! [`tasks`] (labelled tasks with deterministic checkers).
 //!
 //! May depend on serde and small utility crates. The model runtime, MCP and telemetry
@@ -16,8 +18,10 @@
 
 pub mod agent;
 pub mod context;
+pub mod evals;
 pub mod guard;
 pub mod openai;
+pub mod planner;
 pub mod record;
 pub mod scripted;
 pub mod tasks;

@@ -80,8 +80,8 @@ pub struct BenchArgs {
     /// checker's accuracy per pattern.
     #[arg(long)]
     workflows: bool,
-    /// With --workflows: save the runs where the workflow-patterns lab plays them back
-    /// (labs/data/agents/workflow-runs.json) or to PATH.
+    /// With --workflows or --context: save the runs where the lab plays them back
+    /// (labs/data/agents/workflow-runs.json, context-runs.json) or to PATH.
     #[arg(long, value_name = "PATH")]
     record: Option<Option<std::path::PathBuf>>,
     /// With --workflows: drive an OpenAI-compatible endpoint instead of the local model.
@@ -90,6 +90,11 @@ pub struct BenchArgs {
     /// The model name to send to --llm-url.
     #[arg(long, value_name = "NAME", requires = "llm_url")]
     llm_model: Option<String>,
+    /// Run the context-engineering lab's long audit under every setup instead
+    /// (windows, compaction, memory notes, sub-agents, prefix order); `--record`
+    /// saves the runs for the lab.
+    #[arg(long)]
+    context: bool,
     #[arg(long)]
     json: bool,
 }
@@ -178,6 +183,9 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
                 json: a.json,
             },
         );
+    }
+    if a.context {
+        return crate::context_bench::run(g, format, a.record);
     }
     if a.workflows {
         return crate::workflows_bench::run(

@@ -4,6 +4,7 @@
 mod agent_cmd;
 mod agent_tasks;
 mod bench;
+mod context_bench;
 mod lab_cmd;
 mod load_cmd;
 mod mcp_cmd;

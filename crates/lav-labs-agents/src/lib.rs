@@ -9,6 +9,7 @@
 
 pub mod agent_trace;
 pub mod labs;
+pub mod long_task;
 pub mod workflows;
 
 pub use labs::{Context, Endpoint, LABS, register, register_with_endpoint};

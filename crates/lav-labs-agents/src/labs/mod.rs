@@ -1,6 +1,7 @@
 //! The labs of this track, one file per lab, and the table that registers them.
 
 pub mod agent_loop_state;
+pub mod context_engineering;
 pub mod retrieval_rag;
 pub mod security_trifecta;
 pub mod tool_use;
@@ -29,6 +30,7 @@ pub const LABS: &[(&str, TrackOpener<dyn Loader>)] = &[
     ("retrieval-rag", retrieval_rag::open),
     ("tool-use", tool_use::open),
     ("workflow-patterns", workflow_patterns::open),
+    ("context-engineering", context_engineering::open),
 ];
 
 /// Adds this track's labs to `catalogue`, each opened over `loader`'s models.

@@ -1,0 +1,83 @@
+//! `lav bench --context`: the context-engineering lab's long audit under every setup
+//! it offers (each window × compaction × memory × sub-agents, and the prefix order
+//! flipped), with the local model writing the summaries and the answer: whether it
+//! overflowed, the peak view, tokens, and the checker. `--record` saves the runs
+//! for the lab.
+
+use crate::Global;
+use crate::lab_cmd::CliLoader;
+use anyhow::Result;
+use lav_labs_agents::labs::context_engineering::{RECORDING, Recording, setups};
+use lav_labs_agents::long_task;
+use lav_model::{Loader, WeightFormat};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn run(g: &Global, format: WeightFormat, record: Option<Option<PathBuf>>) -> Result<()> {
+    let labs = lav_lab::labs_dir()?;
+    let loader = CliLoader::new(g, format);
+    let model = loader.model()?;
+    let tok = loader.tokenizer()?;
+    let trie = Arc::new(lav_local::vocab_trie(&tok));
+    let name = loader.model_name();
+    let window = model.config.context_length;
+    let t1 = tok.clone();
+    let count: Arc<dyn lav_agent::context::Counter> =
+        Arc::new(move |s: &str| t1.encode(s).map(|v| v.len()).unwrap_or(0));
+    let t2 = tok.clone();
+    let ids: long_task::Ids = Arc::new(move |s: &str| t2.encode(s).unwrap_or_default());
+    let mut runs = Vec::new();
+    println!(
+        "| window | compaction | memory | sub-agents | stable prefix first | stop | peak tokens | parent tokens | sub-agent tokens | checker | s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for setup in setups(window) {
+        let mut answerer =
+            lav_local::LocalLlm::with_trie(model.clone(), tok.clone(), trie.clone(), &name);
+        answerer.max_tokens = 60;
+        let mut summarizer =
+            lav_local::LocalLlm::with_trie(model.clone(), tok.clone(), trie.clone(), &name);
+        summarizer.max_tokens = 160;
+        let r = long_task::audit(
+            setup,
+            &mut answerer,
+            &mut summarizer,
+            count.clone(),
+            ids.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let on = |b: bool| if b { "on" } else { "off" };
+        println!(
+            "| {} | {} | {} | {} | {} | {:?} | {} | {} | {} | {} | {:.1} |",
+            setup.window,
+            on(setup.compaction),
+            on(setup.memory),
+            on(setup.subagents),
+            on(setup.stable_prefix_first),
+            r.stop,
+            r.views.iter().map(|v| v.budget.total()).max().unwrap_or(0),
+            r.usage.input_tokens + r.usage.output_tokens,
+            r.sub_usage.input_tokens + r.sub_usage.output_tokens,
+            if r.passed { "pass" } else { "FAIL" },
+            r.seconds
+        );
+        runs.push(r);
+    }
+    if let Some(path) = record {
+        let path = path.unwrap_or_else(|| labs.join(RECORDING));
+        let rec = Recording {
+            driver: format!(
+                "{name} under lav's runtime (scripted lookups; the model writes the summaries and the answer)"
+            ),
+            recorded: format!(
+                "recorded with `lav bench --context --record` on {} cores",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ),
+            runs,
+        };
+        std::fs::write(&path, serde_json::to_string(&rec)? + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("recorded to {}", path.display());
+    }
+    Ok(())
+}

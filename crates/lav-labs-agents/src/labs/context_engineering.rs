@@ -1,0 +1,415 @@
+//! context-engineering: the context is a budget. A long audit (twelve order
+//! lookups, then a question about an early one) runs through the runtime's context
+//! manager; every view the model is sent is counted per segment with the model's
+//! tokenizer against its window. Compaction (summaries written by the model),
+//! memory notes in a file and sub-agents with clean windows change whether it
+//! overflows, what it costs and whether the model's answer is right. Recorded runs
+//! play back; live runs use this machine's model.
+
+use super::Context;
+use crate::long_task::{self, AuditRun, Setup};
+use lav_lab::items::{bar, bars, sig, table, text};
+use lav_lab::job::{Job, State as JobState, progress_item};
+use lav_lab::{Control, Lab, LabError, LabState, Result, ResultExt, Step, Steps, Values};
+use lav_model::Loader;
+use lav_scene::*;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Where the lab finds its recording, under the labs folder.
+pub const RECORDING: &str = "data/agents/context-runs.json";
+
+/// Audits saved by `lav bench --context --record`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Recording {
+    pub driver: String,
+    pub recorded: String,
+    pub runs: Vec<AuditRun>,
+}
+
+/// The windows the lab offers: what-ifs below the model's own, and the model's.
+pub fn windows(model_window: usize) -> Vec<usize> {
+    let mut w: Vec<usize> = [1024, 2048]
+        .into_iter()
+        .filter(|&w| w < model_window)
+        .collect();
+    w.push(model_window);
+    w
+}
+
+/// Every setup the recording holds: each window × compaction × memory × sub-agents,
+/// stable prefix first; and the model's window with memory, prefix order flipped.
+pub fn setups(model_window: usize) -> Vec<Setup> {
+    let mut out = Vec::new();
+    for window in windows(model_window) {
+        for bits in 0..8u8 {
+            out.push(Setup {
+                window,
+                compaction: bits & 1 != 0,
+                memory: bits & 2 != 0,
+                subagents: bits & 4 != 0,
+                stable_prefix_first: true,
+            });
+        }
+    }
+    out.push(Setup {
+        window: model_window,
+        compaction: false,
+        memory: true,
+        subagents: false,
+        stable_prefix_first: false,
+    });
+    out
+}
+
+pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
+    let path = ctx.dir.join(RECORDING);
+    let rec: Recording = serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| {
+        LabError::Input(format!(
+            "{}: {e}; record it with `lav bench --context --record`",
+            path.display()
+        ))
+    })?)
+    .map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
+    let model_window = rec
+        .runs
+        .iter()
+        .map(|r| r.setup.window)
+        .max()
+        .ok_or_else(|| LabError::Input(format!("{} holds no run", path.display())))?;
+    let names: Vec<String> = windows(model_window)
+        .iter()
+        .map(|w| window_name(*w, model_window))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let c = Controls {
+        driver: Control::choice(
+            "driver",
+            "Who drives the model",
+            &[RECORDED, LIVE],
+            RECORDED,
+        ),
+        window: Control::choice("window", "Context window", &names, names[0]),
+        compaction: Control::toggle("compaction", "Compaction (model-written summaries)", false),
+        memory: Control::toggle("memory", "Memory notes in a file", false),
+        subagents: Control::toggle("subagents", "Sub-agents with clean windows", false),
+        tick: Control::slider("tick", "Tick", 0.0, 40.0, 1.0, 40.0),
+        stable: Control::toggle("stable", "Stable prefix first", true),
+    };
+    let steps = vec![
+        Step::new(
+            "budget",
+            &[
+                &c.driver,
+                &c.window,
+                &c.compaction,
+                &c.memory,
+                &c.subagents,
+                &c.tick,
+            ],
+            ContextLab::budget,
+        ),
+        Step::new("prefix", &[&c.driver, &c.stable], ContextLab::prefix),
+    ];
+    Steps::lab(
+        ContextLab {
+            c,
+            rec,
+            model_window,
+            loader: ctx.loader.clone(),
+            live: Job::default(),
+        },
+        steps,
+    )
+}
+
+const RECORDED: &str = "recorded";
+const LIVE: &str = "live: this machine's model";
+
+fn window_name(w: usize, model: usize) -> String {
+    if w == model {
+        format!("{w} (the model's)")
+    } else {
+        format!("{w} (what-if)")
+    }
+}
+
+struct Controls {
+    driver: Control,
+    window: Control,
+    compaction: Control,
+    memory: Control,
+    subagents: Control,
+    tick: Control,
+    stable: Control,
+}
+
+struct ContextLab {
+    c: Controls,
+    rec: Recording,
+    model_window: usize,
+    loader: Arc<dyn Loader>,
+    live: Job<Setup, AuditRun>,
+}
+
+impl LabState for ContextLab {
+    fn busy(&self) -> bool {
+        self.live.busy()
+    }
+}
+
+impl ContextLab {
+    fn setup(&self, v: &Values, stable: bool) -> Setup {
+        let w = v.text(&self.c.window);
+        let window = windows(self.model_window)
+            .into_iter()
+            .find(|x| window_name(*x, self.model_window) == w)
+            .unwrap_or(self.model_window);
+        Setup {
+            window,
+            compaction: v.flag(&self.c.compaction),
+            memory: v.flag(&self.c.memory),
+            subagents: v.flag(&self.c.subagents),
+            stable_prefix_first: stable,
+        }
+    }
+
+    /// The audit under `setup`: recorded, or run live in the background.
+    fn audit(
+        &mut self,
+        v: &Values,
+        setup: Setup,
+    ) -> Result<std::result::Result<(AuditRun, Provenance), Item>> {
+        if v.text(&self.c.driver) == RECORDED {
+            let r = self
+                .rec
+                .runs
+                .iter()
+                .find(|r| r.setup == setup)
+                .cloned()
+                .ok_or_else(|| {
+                    LabError::Input("this setup is not in the recording: run it live".into())
+                })?;
+            let prov = Provenance::recorded(format!("{}, {}", self.rec.driver, self.rec.recorded));
+            return Ok(Ok((r, prov)));
+        }
+        let loader = self.loader.clone();
+        let state = self.live.get(&setup, move |p| {
+            p.set(
+                0,
+                1,
+                "the audit, with the model writing summaries and the answer",
+            );
+            let model = loader.model().lab()?;
+            let tok = loader.tokenizer().lab()?;
+            let trie = Arc::new(lav_local::vocab_trie(&tok));
+            let name = loader.model_name();
+            let mut answerer =
+                lav_local::LocalLlm::with_trie(model.clone(), tok.clone(), trie.clone(), &name);
+            answerer.max_tokens = 60;
+            let mut summarizer = lav_local::LocalLlm::with_trie(model, tok.clone(), trie, &name);
+            summarizer.max_tokens = 160;
+            let t1 = tok.clone();
+            let count: Arc<dyn lav_agent::context::Counter> =
+                Arc::new(move |s: &str| t1.encode(s).map(|v| v.len()).unwrap_or(0));
+            let t2 = tok.clone();
+            let ids = Arc::new(move |s: &str| t2.encode(s).unwrap_or_default());
+            long_task::audit(setup, &mut answerer, &mut summarizer, count, ids)
+                .map_err(LabError::Input)
+        })?;
+        match state {
+            JobState::Running(p) => Ok(Err(progress_item("progress", "Running the audit", p))),
+            JobState::Ready(r) => Ok(Ok((
+                r.clone(),
+                Provenance::model(format!(
+                    "{} under lav's runtime, run now; tokens counted by its tokenizer",
+                    self.loader.model_name()
+                )),
+            ))),
+        }
+    }
+
+    fn budget(&mut self, v: &Values) -> Result<Scene> {
+        let setup = self.setup(v, true);
+        let (run, prov) = match self.audit(v, setup)? {
+            Ok(x) => x,
+            Err(item) => return Ok(Scene::new().with(item)),
+        };
+        let names = ["system", "tools", "scratch", "history", "retrieved"];
+        let roles = [
+            Role::Norm,
+            Role::Weight,
+            Role::Head,
+            Role::Token,
+            Role::Channel,
+        ];
+        // Stacked: each series is the running sum up to its segment.
+        let mut series: Vec<Series> = names
+            .iter()
+            .zip(roles)
+            .map(|(n, role)| Series {
+                name: n.to_string(),
+                points: Vec::new(),
+                line: true,
+                role,
+            })
+            .collect();
+        for (i, view) in run.views.iter().enumerate() {
+            let mut sum = 0.0;
+            for (k, (_, t)) in view.budget.segments().iter().enumerate() {
+                sum += *t as f64;
+                series[k].points.push((i as f64 + 1.0, sum));
+            }
+        }
+        let limit = run.views.first().map_or(0, |v| v.budget.limit());
+        let last = run.views.len() as f64;
+        series.push(Series {
+            name: "limit (window − reply reserve)".into(),
+            points: vec![(1.0, limit as f64), (last.max(1.0), limit as f64)],
+            line: true,
+            role: Role::WhatIf,
+        });
+        let tick = v.usize(&self.c.tick).clamp(1, run.views.len().max(1));
+        let mut scene = Scene::new().with(Item::new(
+            "stack",
+            "Tokens the model is sent each tick, by segment (stacked)",
+            prov.clone(),
+            Primitive::Plot(Plot {
+                x_label: "tick".into(),
+                y_label: "tokens".into(),
+                x_log: false,
+                y_log: false,
+                series,
+            }),
+        ));
+        if let Some(view) = run.views.get(tick - 1) {
+            scene.push(bars(
+                "segments",
+                &format!(
+                    "Tick {tick}: {} of {} tokens",
+                    view.budget.total(),
+                    view.budget.limit()
+                ),
+                prov.clone(),
+                "tokens",
+                view.budget
+                    .segments()
+                    .iter()
+                    .zip(roles)
+                    .map(|((n, t), role)| bar(*n, *t as f64, role))
+                    .collect(),
+            ));
+        }
+        let status = match run.stop {
+            lav_agent::Stop::ContextFull => {
+                let b = run.views.last().map(|v| v.budget).unwrap_or_default();
+                format!(
+                    "OVERFLOW at tick {}: the view needs {} tokens, the window leaves {}; the run stopped with no answer.",
+                    run.views.len(),
+                    b.total(),
+                    b.limit()
+                )
+            }
+            _ => format!(
+                "Fits: {} ticks, peak {} of {} tokens. Answer: {}",
+                run.ticks,
+                run.views
+                    .iter()
+                    .map(|v| v.budget.total())
+                    .max()
+                    .unwrap_or(0),
+                limit,
+                run.answer.as_deref().unwrap_or("(none)")
+            ),
+        };
+        scene.push(text("status", "What happened", prov.clone(), status));
+        let compactions = run.views.iter().filter(|v| v.compacted).count();
+        scene.push(table(
+            "outcome",
+            "The run",
+            prov,
+            &["measure", "value"],
+            vec![
+                vec!["ticks".into(), run.ticks.to_string()],
+                vec![
+                    "tokens sent over the run (every view, as an API bills them)".into(),
+                    run.views
+                        .iter()
+                        .map(|v| v.budget.total())
+                        .sum::<usize>()
+                        .to_string(),
+                ],
+                vec!["compactions".into(), compactions.to_string()],
+                vec![
+                    "model input tokens (the summaries and the answer)".into(),
+                    run.usage.input_tokens.to_string(),
+                ],
+                vec![
+                    "model output tokens".into(),
+                    run.usage.output_tokens.to_string(),
+                ],
+                vec![
+                    "sub-agents' model tokens (scripted clerks: none)".into(),
+                    (run.sub_usage.input_tokens + run.sub_usage.output_tokens).to_string(),
+                ],
+                vec![
+                    "checker".into(),
+                    if run.passed {
+                        format!("✓ names {}", run.expected)
+                    } else {
+                        format!("✗ should name {}", run.expected)
+                    },
+                ],
+                vec!["wall s".into(), sig(run.seconds)],
+            ],
+        ));
+        Ok(scene)
+    }
+
+    fn prefix(&mut self, v: &Values) -> Result<Scene> {
+        let stable = v.flag(&self.c.stable);
+        let setup = Setup {
+            window: self.model_window,
+            compaction: false,
+            memory: true,
+            subagents: false,
+            stable_prefix_first: stable,
+        };
+        let (run, prov) = match self.audit(v, setup)? {
+            Ok(x) => x,
+            Err(item) => return Ok(Scene::new().with(item)),
+        };
+        let reuse = Provenance::computed(format!(
+            "tokens each prompt shares from its start with the one before, by the model's tokenizer ({})",
+            prov.label()
+        ));
+        let total: usize = run.shared_prefix.iter().sum();
+        let sent: usize = run.views.iter().map(|v| v.budget.total()).sum();
+        Ok(Scene::new()
+            .with(bars(
+                "shared",
+                &format!(
+                    "Reusable prefix per tick ({}): {} of {} tokens sent",
+                    if stable { "stable parts first" } else { "notes first" },
+                    total,
+                    sent
+                ),
+                reuse.clone(),
+                "tokens",
+                run.shared_prefix
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| bar(format!("tick {}", i + 1), *n as f64, Role::Channel))
+                    .collect(),
+            ))
+            .with(text(
+                "engine",
+                "Prefix-cache hits reported by the backend",
+                prov,
+                match run.views.iter().filter_map(|v| v.cached).max() {
+                    Some(c) => format!("the backend reported up to {c} cached input tokens on a call"),
+                    None => "unavailable: the scripted moves make no model call until the answer, and the backend reports cache hits only for its own calls (`lav serve` will report them per request)".into(),
+                },
+            )))
+    }
+}

@@ -188,7 +188,9 @@ impl<'a> Managed<'a> {
             .summary
             .as_ref()
             .map(|s| Message::new(Role::User, format!("Summary of the work so far:\n{s}")));
-        let notes = self.notes().map(|n| {
+        // The notes file is read once per view: its text is both shown and counted.
+        let notes_text = self.notes();
+        let notes = notes_text.as_ref().map(|n| {
             Message::new(
                 Role::User,
                 format!("Your notes (from your memory file):\n{n}"),
@@ -235,7 +237,7 @@ impl<'a> Managed<'a> {
             ..Budget::default()
         };
         b.system = t[..head].iter().map(msg).sum();
-        b.scratch = self.notes().map_or(0, |n| count(&n));
+        b.scratch = notes_text.as_deref().map_or(0, count);
         b.history = self.summary.as_deref().map_or(0, count);
         for m in kept {
             if retrieval(m) {

@@ -10,10 +10,8 @@
 //! retries, reflections, re-plans, tokens and time stop it, and [`PlanStop`] says
 //! which. Every call is a run of the agent loop, traced like any other.
 
-use crate::agent::{
-    Limits, Result, Role, Run, State, ToolCall, ToolResult, ToolSpec, Tools, Usage,
-};
-use crate::workflow::Backend;
+use crate::agent::{Limits, Result, Role, Run, State, ToolSpec, Usage};
+use crate::workflow::{Backend, choose_once};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -162,22 +160,6 @@ impl Default for Prompts {
     }
 }
 
-/// Answers `choose_plan` by accepting it.
-struct Accept(ToolSpec);
-
-impl Tools for Accept {
-    fn list(&self) -> Vec<ToolSpec> {
-        vec![self.0.clone()]
-    }
-    fn call(&mut self, call: &ToolCall) -> ToolResult {
-        if call.name == self.0.name {
-            ToolResult::from_result(Ok("noted".into()))
-        } else {
-            ToolResult::error(format!("unknown tool {}", call.name))
-        }
-    }
-}
-
 struct Planner<'a> {
     backend: &'a dyn Backend,
     prompts: &'a Prompts,
@@ -219,25 +201,11 @@ impl Planner<'_> {
             }),
         };
         let mut llm = self.backend.llm(0);
-        let limits = Limits {
-            max_ticks: 1,
-            ..self.prompts.limits
-        };
-        let run = crate::run(
-            llm.as_mut(),
-            &mut Accept(spec),
-            State::new(&self.prompts.planner, ask),
-            limits,
-            &mut (),
-        )?;
+        let state = State::new(&self.prompts.planner, ask);
+        let (run, args) = choose_once(llm.as_mut(), state, spec, self.prompts.limits)?;
         self.count(&run);
-        let steps: Vec<String> = run
-            .state
-            .transcript
-            .iter()
-            .flat_map(|m| m.tool_calls.iter())
-            .find(|c| c.name == "choose_plan")
-            .and_then(|c| c.arguments["steps"].as_array().cloned())
+        let steps: Vec<String> = args
+            .and_then(|a| a["steps"].as_array().cloned())
             .unwrap_or_default()
             .iter()
             .filter_map(|s| s.as_str().map(str::trim).filter(|s| !s.is_empty()))

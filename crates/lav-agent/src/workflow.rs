@@ -421,6 +421,32 @@ struct Ctx<'a> {
 /// call itself.
 struct Choice(ToolSpec);
 
+/// One model call from `state` that must choose: a call of `spec` (under a tool
+/// grammar the model can do nothing else). The run, and the call's arguments if it
+/// made one. Routes, subtasks, verdicts and the planner's plans are all asked so.
+pub(crate) fn choose_once(
+    llm: &mut dyn Llm,
+    state: State,
+    spec: ToolSpec,
+    limits: Limits,
+) -> Result<(Run, Option<serde_json::Value>)> {
+    let name = spec.name.clone();
+    // One tick: the choice is the call; nothing needs to follow it.
+    let limits = Limits {
+        max_ticks: 1,
+        ..limits
+    };
+    let run = crate::run(llm, &mut Choice(spec), state, limits, &mut ())?;
+    let args = run
+        .state
+        .transcript
+        .iter()
+        .flat_map(|m| m.tool_calls.iter())
+        .find(|c| c.name == name)
+        .map(|c| c.arguments.clone());
+    Ok((run, args))
+}
+
 impl Tools for Choice {
     fn list(&self) -> Vec<ToolSpec> {
         vec![self.0.clone()]
@@ -523,21 +549,8 @@ impl Ctx<'_> {
     ) -> Result<(Node, Option<serde_json::Value>)> {
         let start = self.now();
         let mut llm = self.backend.llm(variant);
-        let mut tools = Choice(spec.clone());
         let state = State::new(&stage.system, &stage.user(input, self.task));
-        // One tick: the choice is the call; nothing needs to follow it.
-        let limits = Limits {
-            max_ticks: 1,
-            ..stage.limits
-        };
-        let run = crate::run(llm.as_mut(), &mut tools, state, limits, &mut ())?;
-        let args = run
-            .state
-            .transcript
-            .iter()
-            .flat_map(|m| m.tool_calls.iter())
-            .find(|c| c.name == spec.name)
-            .map(|c| c.arguments.clone());
+        let (run, args) = choose_once(llm.as_mut(), state, spec, stage.limits)?;
         let text = match (&args, &run.answer) {
             (Some(a), _) => a.to_string(),
             (None, Some(t)) => t.clone(),

@@ -21,31 +21,14 @@ pub fn run(g: &Global, format: WeightFormat, record: Option<Option<PathBuf>>) ->
     let trie = Arc::new(lav_local::vocab_trie(&tok));
     let name = loader.model_name();
     let window = model.config.context_length;
-    let t1 = tok.clone();
-    let count: Arc<dyn lav_agent::context::Counter> =
-        Arc::new(move |s: &str| t1.encode(s).map(|v| v.len()).unwrap_or(0));
-    let t2 = tok.clone();
-    let ids: long_task::Ids = Arc::new(move |s: &str| t2.encode(s).unwrap_or_default());
     let mut runs = Vec::new();
     println!(
         "| window | compaction | memory | sub-agents | stable prefix first | stop | peak tokens | parent tokens | sub-agent tokens | checker | s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for setup in setups(window) {
-        let mut answerer =
-            lav_local::LocalLlm::with_trie(model.clone(), tok.clone(), trie.clone(), &name);
-        answerer.max_tokens = 60;
-        let mut summarizer =
-            lav_local::LocalLlm::with_trie(model.clone(), tok.clone(), trie.clone(), &name);
-        summarizer.max_tokens = 160;
-        let r = long_task::audit(
-            setup,
-            &mut answerer,
-            &mut summarizer,
-            count.clone(),
-            ids.clone(),
-        )
-        .map_err(anyhow::Error::msg)?;
+        let r = long_task::audit_local(setup, model.clone(), tok.clone(), trie.clone(), &name)
+            .map_err(anyhow::Error::msg)?;
         let on = |b: bool| if b { "on" } else { "off" };
         println!(
             "| {} | {} | {} | {} | {} | {:?} | {} | {} | {} | {} | {:.1} |",

@@ -309,6 +309,33 @@ pub fn audit(
     })
 }
 
+/// Token counting and tokenizing as `tok` does, for [`audit`].
+pub fn counters(tok: Arc<lav_model::Tokenizer>) -> (Arc<dyn Counter>, Ids) {
+    let t = tok.clone();
+    (
+        Arc::new(move |s: &str| t.encode(s).map(|v| v.len()).unwrap_or(0)),
+        Arc::new(move |s: &str| tok.encode(s).unwrap_or_default()),
+    )
+}
+
+/// The audit with the local model writing the summaries (≤ 160 tokens) and the
+/// answer (≤ 60): what the lab runs live and `lav bench --context` records.
+pub fn audit_local(
+    setup: Setup,
+    model: Arc<lav_model::Llama>,
+    tok: Arc<lav_model::Tokenizer>,
+    trie: Arc<lav_grammar::TokenTrie>,
+    name: &str,
+) -> Result<AuditRun, String> {
+    let mut answerer =
+        lav_local::LocalLlm::with_trie(model.clone(), tok.clone(), trie.clone(), name);
+    answerer.max_tokens = 60;
+    let mut summarizer = lav_local::LocalLlm::with_trie(model, tok.clone(), trie, name);
+    summarizer.max_tokens = 160;
+    let (count, ids) = counters(tok);
+    audit(setup, &mut answerer, &mut summarizer, count, ids)
+}
+
 /// A fresh folder for one audit's notes file.
 fn tempfile_dir() -> Result<std::path::PathBuf, String> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

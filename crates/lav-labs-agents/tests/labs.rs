@@ -626,12 +626,7 @@ fn counters() -> (
     std::sync::Arc<dyn lav_agent::context::Counter>,
     lav_labs_agents::long_task::Ids,
 ) {
-    let tok = lav_testkit::tokenizer_arc();
-    let t = tok.clone();
-    (
-        std::sync::Arc::new(move |s: &str| t.encode(s).map(|v| v.len()).unwrap_or(0)),
-        std::sync::Arc::new(move |s: &str| tok.encode(s).unwrap_or_default()),
-    )
+    lav_labs_agents::long_task::counters(lav_testkit::tokenizer_arc())
 }
 
 #[test]
@@ -720,13 +715,6 @@ fn the_long_audit_runs_live_with_the_model_writing_summaries() {
     use lav_labs_agents::long_task::{self, Setup};
     let tok = lav_testkit::tokenizer_arc();
     let trie = std::sync::Arc::new(lav_local::vocab_trie(&tok));
-    let model = lav_testkit::model_arc();
-    let mut answerer =
-        lav_local::LocalLlm::with_trie(model.clone(), tok.clone(), trie.clone(), "SmolLM2");
-    answerer.max_tokens = 60;
-    let mut summarizer = lav_local::LocalLlm::with_trie(model, tok, trie, "SmolLM2");
-    summarizer.max_tokens = 160;
-    let (count, ids) = counters();
     let setup = Setup {
         window: 1024,
         compaction: true,
@@ -734,7 +722,7 @@ fn the_long_audit_runs_live_with_the_model_writing_summaries() {
         subagents: false,
         stable_prefix_first: true,
     };
-    let r = long_task::audit(setup, &mut answerer, &mut summarizer, count, ids).unwrap();
+    let r = long_task::audit_local(setup, lav_testkit::model_arc(), tok, trie, "SmolLM2").unwrap();
     assert_eq!(r.stop, lav_agent::Stop::EndOfTurn);
     assert!(r.views.iter().any(|v| v.compacted));
     assert!(r.views.iter().all(|v| v.budget.total() <= v.budget.limit()));

@@ -203,18 +203,7 @@ impl ContextLab {
             let model = loader.model().lab()?;
             let tok = loader.tokenizer().lab()?;
             let trie = Arc::new(lav_local::vocab_trie(&tok));
-            let name = loader.model_name();
-            let mut answerer =
-                lav_local::LocalLlm::with_trie(model.clone(), tok.clone(), trie.clone(), &name);
-            answerer.max_tokens = 60;
-            let mut summarizer = lav_local::LocalLlm::with_trie(model, tok.clone(), trie, &name);
-            summarizer.max_tokens = 160;
-            let t1 = tok.clone();
-            let count: Arc<dyn lav_agent::context::Counter> =
-                Arc::new(move |s: &str| t1.encode(s).map(|v| v.len()).unwrap_or(0));
-            let t2 = tok.clone();
-            let ids = Arc::new(move |s: &str| t2.encode(s).unwrap_or_default());
-            long_task::audit(setup, &mut answerer, &mut summarizer, count, ids)
+            long_task::audit_local(setup, model, tok, trie, &loader.model_name())
                 .map_err(LabError::Input)
         })?;
         match state {

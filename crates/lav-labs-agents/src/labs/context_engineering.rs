@@ -250,6 +250,16 @@ impl ContextLab {
                 series[k].points.push((i as f64 + 1.0, sum));
             }
         }
+        // A segment that stays empty would draw on top of the one below it.
+        let used: Vec<bool> = (0..names.len())
+            .map(|k| run.views.iter().any(|v| v.budget.segments()[k].1 > 0))
+            .collect();
+        let mut series: Vec<Series> = series
+            .into_iter()
+            .zip(&used)
+            .filter(|(_, u)| **u)
+            .map(|(s, _)| s)
+            .collect();
         let limit = run.views.first().map_or(0, |v| v.budget.limit());
         let last = run.views.len() as f64;
         series.push(Series {
@@ -344,9 +354,9 @@ impl ContextLab {
                 vec![
                     "checker".into(),
                     if run.passed {
-                        format!("✓ names {}", run.expected)
+                        format!("right: names {}", run.expected)
                     } else {
-                        format!("✗ should name {}", run.expected)
+                        format!("wrong: should name {}", run.expected)
                     },
                 ],
                 vec!["wall s".into(), sig(run.seconds)],

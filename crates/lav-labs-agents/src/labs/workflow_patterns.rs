@@ -215,16 +215,15 @@ impl WorkflowLab {
                     r.pattern.clone(),
                     t.model_calls().to_string(),
                     t.tool_calls().to_string(),
-                    i.to_string(),
-                    o.to_string(),
+                    format!("{i} / {o}"),
                     sig(t.seconds()),
                     sig(t.serial_seconds()),
                     sig(t.rule_seconds()),
                     clip(&r.outcome.output.text, 60),
                     if r.passed {
-                        "✓".into()
+                        "pass".into()
                     } else {
-                        format!("✗ {}", clip(&r.reason, 50))
+                        format!("fails: {}", clip(&r.reason, 50))
                     },
                 ]
             })
@@ -237,8 +236,7 @@ impl WorkflowLab {
                 "pattern",
                 "model calls",
                 "tool calls",
-                "tokens in",
-                "tokens out",
+                "tokens in / out",
                 "wall s",
                 "calls end to end s",
                 "rule s",

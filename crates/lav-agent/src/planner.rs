@@ -91,6 +91,9 @@ pub struct Attempt {
     /// What the model said went wrong, when a reflection followed.
     pub reflection: Option<String>,
     pub run: Run,
+    /// The reflecting call, when one followed.
+    #[serde(default)]
+    pub reflection_run: Option<Run>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -268,10 +271,11 @@ impl Planner<'_> {
             failure,
             reflection: None,
             run,
+            reflection_run: None,
         })
     }
 
-    fn reflect(&mut self, step: &str, attempt: &Attempt) -> Result<String> {
+    fn reflect(&mut self, step: &str, attempt: &Attempt) -> Result<(String, Run)> {
         let mut llm = self.backend.llm(0);
         let mut none = self.backend.tools(&[]);
         let ask = format!(
@@ -291,7 +295,7 @@ impl Planner<'_> {
         )?;
         self.count(&run);
         self.reflections += 1;
-        Ok(run.answer.unwrap_or_default())
+        Ok((run.answer.clone().unwrap_or_default(), run))
     }
 }
 
@@ -383,8 +387,9 @@ pub fn run(
                 plans[v].steps[i].attempts.push(a);
                 break 'planning s;
             }
-            let r = p.reflect(&text, &a)?;
+            let (r, reflection_run) = p.reflect(&text, &a)?;
             a.reflection = Some(r.clone());
+            a.reflection_run = Some(reflection_run);
             let failure = a.failure.clone();
             plans[v].steps[i].attempts.push(a);
             if retry {

@@ -397,12 +397,23 @@ pub fn vote_key(text: &str) -> String {
 
 /// Runs `flow` on `task`.
 pub fn run(backend: &dyn Backend, flow: &Flow, task: &str) -> Result<Outcome> {
+    run_with_input(backend, flow, task, task)
+}
+
+/// As [`run`], with the first node's `{input}` given apart from the `{task}`: what
+/// code put in front of the model (retrieved records, a tool's result).
+pub fn run_with_input(
+    backend: &dyn Backend,
+    flow: &Flow,
+    task: &str,
+    input: &str,
+) -> Result<Outcome> {
     let ctx = Ctx {
         backend,
         task,
         clock: Instant::now(),
     };
-    let trace = ctx.node(flow, task, 0)?;
+    let trace = ctx.node(flow, input, 0)?;
     Ok(Outcome {
         pattern: flow.pattern().into(),
         task: task.into(),

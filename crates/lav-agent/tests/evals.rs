@@ -108,3 +108,116 @@ proptest! {
         prop_assert!((hat - pass_hat_k(p, k as u32)).abs() < 1e-9);
     }
 }
+
+/// A model that replays fixed replies, one per tick, and keeps the prompts it saw.
+struct Replies(Vec<lav_agent::Reply>, Vec<String>);
+
+impl lav_agent::Llm for Replies {
+    fn name(&self) -> String {
+        "replies".into()
+    }
+    fn next(
+        &mut self,
+        state: &lav_agent::State,
+        _: &[lav_agent::ToolSpec],
+    ) -> lav_agent::agent::Result<lav_agent::Reply> {
+        self.1.push(
+            state
+                .transcript
+                .iter()
+                .map(|m| m.content.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        Ok(self.0.remove(0))
+    }
+}
+
+fn call(name: &str, args: serde_json::Value) -> lav_agent::Reply {
+    lav_agent::Reply::Calls {
+        text: String::new(),
+        calls: vec![lav_agent::ToolCall {
+            id: "c1".into(),
+            name: name.into(),
+            arguments: args,
+        }],
+        usage: Default::default(),
+    }
+}
+
+fn final_(text: &str) -> lav_agent::Reply {
+    lav_agent::Reply::Final {
+        text: text.into(),
+        usage: Default::default(),
+    }
+}
+
+#[test]
+fn a_trace_reads_as_turns_and_the_judge_grades_it_in_one_constrained_call() {
+    // A run: one calculator call that fails, then an answer.
+    let mut tools = lav_agent::Toolbox::default().with(Calc);
+    let mut agent = Replies(
+        vec![
+            call("calculate", serde_json::json!({"expression": "2 +"})),
+            final_("It is 5."),
+        ],
+        Vec::new(),
+    );
+    let run = lav_agent::run(
+        &mut agent,
+        &mut tools,
+        lav_agent::State::new("sys", "What is 2 + 2?"),
+        lav_agent::Limits::default(),
+        &mut (),
+    )
+    .unwrap();
+    let t = turns(&run);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0].n, 1);
+    assert!(!t[0].answer && t[0].did.starts_with("calculate"), "{t:?}");
+    assert!(t[0].got.starts_with("error: "), "{t:?}");
+    assert!(t[1].answer && t[1].did == "It is 5." && t[1].got.is_empty());
+    let text = trace_text("What is 2 + 2?", &run);
+    assert!(
+        text.contains("Turn 1: called calculate") && text.contains("Turn 2: answered: It is 5.")
+    );
+
+    // The judge sees that text and its verdict is the grade call's.
+    let mut judge_llm = Replies(
+        vec![call(
+            "grade",
+            serde_json::json!({"verdict": "fail", "reason": "5 is wrong"}),
+        )],
+        Vec::new(),
+    );
+    let j = judge(&mut judge_llm, "What is 2 + 2?", &run).unwrap();
+    assert_eq!(j.verdict, Some(false));
+    assert_eq!(j.reason, "5 is wrong");
+    assert!(!j.passes());
+    assert!(judge_llm.1[0].contains("Turn 2: answered: It is 5."));
+    // No grade call: no verdict, counted as a fail.
+    let mut silent = Replies(vec![final_("hmm")], Vec::new());
+    let j = judge(&mut silent, "What is 2 + 2?", &run).unwrap();
+    assert_eq!(j.verdict, None);
+    assert!(!j.passes());
+}
+
+/// A calculator that only knows 2 + 2.
+struct Calc;
+
+impl lav_agent::Tools for Calc {
+    fn list(&self) -> Vec<lav_agent::ToolSpec> {
+        vec![lav_agent::ToolSpec {
+            name: "calculate".into(),
+            description: "calc".into(),
+            input_schema: serde_json::json!({"type": "object"}),
+        }]
+    }
+    fn call(&mut self, c: &lav_agent::ToolCall) -> lav_agent::ToolResult {
+        if c.arguments["expression"] == "2 + 2" {
+            lav_agent::ToolResult::from_result(Ok("4".into()))
+        } else {
+            lav_agent::ToolResult::error("cannot parse the expression")
+        }
+    }
+}

@@ -80,11 +80,11 @@ pub struct BenchArgs {
     /// checker's accuracy per pattern.
     #[arg(long)]
     workflows: bool,
-    /// With --workflows or --context: save the runs where the lab plays them back
-    /// (labs/data/agents/workflow-runs.json, context-runs.json) or to PATH.
+    /// With --workflows, --planner, --evals, --capstone or --context: save the runs where the lab plays them back
+    /// (labs/data/agents/workflow-runs.json, planner-runs.json, eval-runs.json, capstone-runs.json, context-runs.json) or to PATH.
     #[arg(long, value_name = "PATH")]
     record: Option<Option<std::path::PathBuf>>,
-    /// With --workflows: drive an OpenAI-compatible endpoint instead of the local model.
+    /// With --workflows, --planner or --capstone: drive an OpenAI-compatible endpoint instead of the local model.
     #[arg(long, value_name = "URL")]
     llm_url: Option<String>,
     /// The model name to send to --llm-url.
@@ -95,6 +95,20 @@ pub struct BenchArgs {
     /// saves the runs for the lab.
     #[arg(long)]
     context: bool,
+    /// Run the planner (plan, execute, reflect, retry, re-plan) on the planning tasks
+    /// under each preset of caps instead; `--record` saves the runs for the
+    /// planning-reflection lab.
+    #[arg(long)]
+    planner: bool,
+    /// Record the evals-diagnostics lab's material instead: the agent's twelve traces,
+    /// the judge's verdicts on them, and seeded repeated trials for pass@k and pass^k.
+    #[arg(long)]
+    evals: bool,
+    /// Run the capstone's designs (RAG only, a deterministic workflow, an autonomous
+    /// agent, an orchestrator with sub-agents) on the customer-order questions
+    /// instead: the scorecard and the decision rule; `--record` saves the runs.
+    #[arg(long)]
+    capstone: bool,
     #[arg(long)]
     json: bool,
 }
@@ -186,6 +200,27 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
     }
     if a.context {
         return crate::context_bench::run(g, format, a.record);
+    }
+    if a.capstone {
+        return crate::capstone_bench::run(
+            g,
+            format,
+            a.record,
+            a.llm_url
+                .map(|url| (url, a.llm_model.unwrap_or("default".into()))),
+        );
+    }
+    if a.evals {
+        return crate::evals_bench::run(g, format, a.record);
+    }
+    if a.planner {
+        return crate::planner_bench::run(
+            g,
+            format,
+            a.record,
+            a.llm_url
+                .map(|url| (url, a.llm_model.unwrap_or("default".into()))),
+        );
     }
     if a.workflows {
         return crate::workflows_bench::run(

@@ -4,10 +4,13 @@
 mod agent_cmd;
 mod agent_tasks;
 mod bench;
+mod capstone_bench;
 mod context_bench;
+mod evals_bench;
 mod lab_cmd;
 mod load_cmd;
 mod mcp_cmd;
+mod planner_bench;
 mod resolve;
 mod serve_cmd;
 mod workflows_bench;

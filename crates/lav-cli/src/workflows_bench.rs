@@ -31,22 +31,7 @@ pub fn run(g: &Global, format: WeightFormat, plan: Plan) -> Result<()> {
     if tasks.is_empty() {
         bail!("no labelled calculation or order lookup matches; ids look like arith-01, order-03");
     }
-    let driver = match &plan.endpoint {
-        Some((url, model)) => Driver::Endpoint {
-            url: url.clone(),
-            model: model.clone(),
-        },
-        None => {
-            let loader = CliLoader::new(g, format);
-            let tok = loader.tokenizer()?;
-            Driver::Local {
-                model: loader.model()?,
-                trie: Arc::new(lav_local::vocab_trie(&tok)),
-                tok,
-                name: loader.model_name(),
-            }
-        }
-    };
+    let driver = driver(g, format, &plan.endpoint)?;
     let who = driver.describe();
     let shop = Shop { driver };
     let mut runs = Vec::new();
@@ -88,11 +73,7 @@ pub fn run(g: &Global, format: WeightFormat, plan: Plan) -> Result<()> {
             .unwrap_or_else(|| labs.join(workflows::RECORDING));
         let rec = Recording {
             driver: who.clone(),
-            recorded: format!(
-                "recorded on {} with `lav bench --workflows --record` on {} cores",
-                today(),
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            ),
+            recorded: provenance("lav bench --workflows --record"),
             runs: runs.clone(),
         };
         std::fs::write(&path, serde_json::to_string(&rec)? + "\n")
@@ -130,6 +111,39 @@ pub fn run(g: &Global, format: WeightFormat, plan: Plan) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The endpoint's driver, or the local model's under the tool grammar.
+pub(crate) fn driver(
+    g: &Global,
+    format: WeightFormat,
+    endpoint: &Option<(String, String)>,
+) -> Result<Driver> {
+    Ok(match endpoint {
+        Some((url, model)) => Driver::Endpoint {
+            url: url.clone(),
+            model: model.clone(),
+        },
+        None => {
+            let loader = CliLoader::new(g, format);
+            let tok = loader.tokenizer()?;
+            Driver::Local {
+                model: loader.model()?,
+                trie: Arc::new(lav_local::vocab_trie(&tok)),
+                tok,
+                name: loader.model_name(),
+            }
+        }
+    })
+}
+
+/// Where a recording says it came from: the date, the command and the cores.
+pub(crate) fn provenance(command: &str) -> String {
+    format!(
+        "recorded on {} with `{command}` on {} cores",
+        today(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )
 }
 
 /// Today's date (UTC) as YYYY-MM-DD, from the system clock.

@@ -8,8 +8,11 @@
 //! agent crates; never on a renderer or another track.
 
 pub mod agent_trace;
+pub mod capstone;
+pub mod eval_traces;
 pub mod labs;
 pub mod long_task;
+pub mod planning;
 pub mod workflows;
 
 pub use labs::{Context, Endpoint, LABS, register, register_with_endpoint};

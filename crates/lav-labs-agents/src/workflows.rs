@@ -191,9 +191,9 @@ impl Backend for Shop {
 }
 
 /// Tools restricted to those named.
-struct Only {
-    inner: Toolbox,
-    names: Vec<String>,
+pub(crate) struct Only {
+    pub inner: Toolbox,
+    pub names: Vec<String>,
 }
 
 impl Tools for Only {
@@ -216,7 +216,7 @@ impl Tools for Only {
 }
 
 /// The orders tools when the database could not be opened.
-struct Broken(String);
+pub(crate) struct Broken(pub String);
 
 impl Tools for Broken {
     fn list(&self) -> Vec<ToolSpec> {
@@ -286,14 +286,7 @@ pub const RECORDING: &str = "data/agents/workflow-runs.json";
 
 impl Recording {
     pub fn load(labs: &Path) -> Result<Recording, String> {
-        let path = labs.join(RECORDING);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "{}: {e}; record it with `lav bench --workflows --record`",
-                path.display()
-            )
-        })?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        read_recording(labs, RECORDING, "lav bench --workflows --record")
     }
 
     pub fn get(&self, task: &str, pattern: &str) -> Option<&PatternRun> {
@@ -301,4 +294,17 @@ impl Recording {
             .iter()
             .find(|r| r.task == task && r.pattern == pattern)
     }
+}
+
+/// Reads a recording saved as JSON under the labs folder; a missing file says which
+/// command records it.
+pub fn read_recording<T: serde::de::DeserializeOwned>(
+    labs: &Path,
+    rel: &str,
+    command: &str,
+) -> Result<T, String> {
+    let path = labs.join(rel);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}; record it with `{command}`", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -731,3 +731,476 @@ fn the_long_audit_runs_live_with_the_model_writing_summaries() {
     assert!(r.views.iter().any(|v| v.summary_usage.output_tokens > 0));
     assert!(!r.answer.unwrap().trim().is_empty());
 }
+
+/// Nodes of a plan tree, depth first.
+fn tree_nodes(n: &lav_scene::TreeNode) -> Vec<&lav_scene::TreeNode> {
+    let mut out = vec![n];
+    for c in &n.children {
+        out.extend(tree_nodes(c));
+    }
+    out
+}
+
+#[test]
+fn planning_reflection_shows_each_recorded_plan_as_the_planner_ran_it() {
+    use lav_labs_agents::labs::planning_reflection::runs;
+    use lav_labs_agents::planning::{self, Recording};
+    let labs = lav_testkit::labs_dir();
+    let rec = Recording::load(&labs).unwrap();
+    let tasks = planning::load(&labs).unwrap();
+    let presets = planning::presets();
+    for t in &tasks {
+        for (name, caps) in &presets {
+            let r = rec
+                .get(&t.id, name)
+                .unwrap_or_else(|| panic!("{} {name}", t.id));
+            let o = &r.outcome;
+            assert_eq!(&r.caps, caps, "{} {name}: recorded under other caps", t.id);
+            // The verdict is the checker's, recomputed from the task's answer.
+            let passes = o
+                .answer
+                .as_deref()
+                .is_some_and(|a| lav_agent::tasks::states(a, &t.answer));
+            assert_eq!(passes, r.passed, "{} {name}", t.id);
+            assert_eq!(r.passed, o.stop == lav_agent::planner::PlanStop::Solved);
+            // The caps held: reflections, re-plans and retries per step.
+            assert!(o.reflections <= caps.reflections, "{} {name}", t.id);
+            assert!(o.plans.len() <= caps.replans + 1, "{} {name}", t.id);
+            for p in &o.plans {
+                for s in &p.steps {
+                    assert!(s.attempts.len() <= caps.retries + 1, "{} {name}", t.id);
+                }
+            }
+            // The planner's totals are the sum of its runs: every call is listed.
+            let all = runs(o);
+            let calls: usize = all.iter().map(|(_, r, _)| r.state.ticks).sum();
+            let tokens: u64 = all
+                .iter()
+                .map(|(_, r, _)| r.state.usage.input_tokens + r.state.usage.output_tokens)
+                .sum();
+            assert_eq!(calls, o.calls, "{} {name}", t.id);
+            assert_eq!(
+                tokens,
+                o.usage.input_tokens + o.usage.output_tokens,
+                "{} {name}",
+                t.id
+            );
+            // Each reflection is one more model call of its own.
+            let reflecting = all.iter().filter(|(w, _, _)| w == "reflection").count();
+            assert_eq!(reflecting, o.reflections);
+        }
+    }
+
+    let mut s = session("planning-reflection");
+    let (t, (name, _)) = (&tasks[0], presets.last().unwrap());
+    let sc = scene_at(&mut s, "tree", &[&format!("task={}", t.id)]);
+    assert!(matches!(
+        sc.item("plan").unwrap().provenance,
+        lav_scene::Provenance::Recorded { .. }
+    ));
+    let tree = item_as!(&sc, "plan", Tree);
+    let r = rec.get(&t.id, name).unwrap();
+    let nodes = tree_nodes(&tree.root);
+    let attempts: usize = r
+        .outcome
+        .plans
+        .iter()
+        .flat_map(|p| &p.steps)
+        .map(|s| s.attempts.len())
+        .sum();
+    assert_eq!(
+        nodes
+            .iter()
+            .filter(|n| n.label.starts_with("plan "))
+            .count(),
+        r.outcome.plans.len()
+    );
+    assert_eq!(
+        nodes
+            .iter()
+            .filter(|n| n.label.starts_with("attempt "))
+            .count(),
+        attempts
+    );
+    assert_eq!(
+        nodes.iter().filter(|n| n.label == "reflection").count(),
+        r.outcome.reflections
+    );
+    assert_eq!(tree.root.value.as_deref(), Some(r.outcome.stop.describe()));
+    let calls = table(&sc, "calls");
+    assert_eq!(calls.rows.len(), runs(&r.outcome).len());
+
+    let sc = scene_at(&mut s, "caps", &[]);
+    let solved = bars(&sc, "solved");
+    for (name, _) in &presets {
+        let want = rec
+            .runs
+            .iter()
+            .filter(|r| r.preset == *name && r.passed)
+            .count();
+        let b = solved.bars.iter().find(|b| b.label == *name).unwrap();
+        assert_eq!(b.value, want as f64, "{name}");
+    }
+    assert_eq!(table(&sc, "runs").rows.len(), tasks.len() * presets.len());
+}
+
+#[test]
+fn the_planner_runs_live_on_the_real_model_under_its_caps() {
+    use lav_labs_agents::planning::{self, PlanRun};
+    use lav_labs_agents::workflows::{Driver, Shop};
+    let labs = lav_testkit::labs_dir();
+    let task = planning::load(&labs).unwrap().remove(0);
+    let tok = lav_testkit::tokenizer_arc();
+    let shop = Shop {
+        driver: Driver::Local {
+            model: lav_testkit::model_arc(),
+            trie: std::sync::Arc::new(lav_local::vocab_trie(&tok)),
+            tok,
+            name: "SmolLM2".into(),
+        },
+    };
+    let (name, caps) = planning::presets().remove(1);
+    let r = PlanRun::run(&shop, &task, name, caps).unwrap();
+    let o = &r.outcome;
+    assert!(!o.plans.is_empty() && !o.plans[0].steps.is_empty());
+    assert!(o.reflections <= caps.reflections && o.plans.len() == 1);
+    assert!(o.calls >= 2, "a plan and at least one step: {}", o.calls);
+    assert_eq!(r.passed, o.stop == lav_agent::planner::PlanStop::Solved);
+    let calls: usize = lav_labs_agents::labs::planning_reflection::runs(o)
+        .iter()
+        .map(|(_, r, _)| r.state.ticks)
+        .sum();
+    assert_eq!(calls, o.calls);
+}
+
+/// C(n, k), computed here independently of the runtime's estimators.
+fn binom(n: u64, k: u64) -> f64 {
+    if k > n {
+        return 0.0;
+    }
+    (0..k).fold(1.0, |a, i| a * (n - i) as f64 / (k - i) as f64)
+}
+
+#[test]
+fn evals_diagnostics_labels_fill_the_matrix_and_score_the_judge() {
+    use lav_labs_agents::eval_traces::{self, CATEGORIES, Recording, TURNS};
+    let labs = lav_testkit::labs_dir();
+    let rec = Recording::load(&labs).unwrap();
+    let labels = eval_traces::labels(&labs).unwrap();
+    let all = lav_agent::tasks::load(&labs).unwrap();
+    assert_eq!(labels.len(), 12);
+    // Real traces, successes and failures, each reference verdict the checker's own.
+    for l in &labels {
+        let t = rec.trace(&l.id).unwrap();
+        let task = eval_traces::task_of(&all, l).unwrap();
+        assert_eq!(t.task, l.task);
+        let v = lav_agent::tasks::check(task, &t.run);
+        assert_eq!(v.passed, t.passed, "{}", l.id);
+        assert_eq!(
+            l.pass, t.passed,
+            "{}: the reference label is not the checker's",
+            l.id
+        );
+        if let Some(turn) = l.turn {
+            let n = lav_agent::evals::turns(&t.run).len();
+            assert!(turn <= n, "{}: turn {turn} of {n}", l.id);
+        }
+    }
+    let fails = labels.iter().filter(|l| !l.pass).count();
+    assert!(fails >= 3 && labels.len() - fails >= 3, "{fails} failures");
+
+    let mut s = session("evals-diagnostics");
+    // A trace step hides the reference until the learner labels it.
+    let sc = scene_at(&mut s, "trace-02", &[]);
+    assert!(!text(&sc, "feedback").contains("reference label:"));
+    let n_turns = lav_agent::evals::turns(&rec.trace(&labels[1].id).unwrap().run).len();
+    assert_eq!(table(&sc, "turns").rows.len(), n_turns);
+
+    // The reference matrix, counted here by hand.
+    let sc = scene_at(&mut s, "matrix", &["whose=reference labels"]);
+    let h = item_as!(&sc, "matrix", Heatmap);
+    assert_eq!(h.rows.len(), CATEGORIES.len());
+    assert_eq!(h.cols.len(), TURNS.len());
+    for (r, c) in CATEGORIES.iter().enumerate() {
+        for col in 0..TURNS.len() {
+            let want = labels
+                .iter()
+                .filter(|l| {
+                    l.category.as_deref() == Some(*c)
+                        && l.turn.is_some_and(|t| t.min(TURNS.len()) == col + 1)
+                })
+                .count();
+            assert_eq!(h.get(r, col), want as f32, "{c} turn {}", col + 1);
+        }
+    }
+    let (top, n) = CATEGORIES
+        .iter()
+        .map(|c| {
+            (
+                *c,
+                labels
+                    .iter()
+                    .filter(|l| l.category.as_deref() == Some(*c))
+                    .count(),
+            )
+        })
+        .fold(("", 0), |b, x| if x.1 > b.1 { x } else { b });
+    assert!(text(&sc, "fix").contains(&format!(
+        "\u{201c}{top}\u{201d} first: it is the first wrong step of {n} of the {fails}"
+    )));
+
+    // Labelling every trace as the reference does fills the same matrix, all agreed;
+    // one wrong verdict shows as a disagreement.
+    let mut sets: Vec<String> = Vec::new();
+    for (i, l) in labels.iter().enumerate() {
+        let k = i + 1;
+        match (&l.category, l.turn) {
+            (Some(c), Some(t)) if !l.pass => {
+                sets.push(format!("label-{k:02}=fail: {c}"));
+                sets.push(format!("turn-{k:02}={}", eval_traces::turn_name(t)));
+            }
+            _ => sets.push(format!("label-{k:02}=pass")),
+        }
+    }
+    let mut args: Vec<&str> = sets.iter().map(String::as_str).collect();
+    args.push("whose=your labels");
+    let sc = scene_at(&mut s, "matrix", &args);
+    assert_eq!(item_as!(&sc, "matrix", Heatmap).values, h.values);
+    let agree = table(&sc, "agreement");
+    assert!(
+        agree.rows.iter().all(|r| r[4] == "agree"),
+        "{:?}",
+        agree.rows
+    );
+    let flip = if labels[0].pass {
+        "label-01=fail: no answer"
+    } else {
+        "label-01=pass"
+    };
+    let sc = scene_at(&mut s, "matrix", &[flip]);
+    assert_eq!(table(&sc, "agreement").rows[0][4], "disagree");
+    let sc = scene_at(&mut s, "trace-01", &[]);
+    assert!(text(&sc, "feedback").contains("You disagree on the verdict"));
+
+    // The judge's rates, recomputed from its recorded verdicts.
+    let sc = scene_at(&mut s, "judge", &[]);
+    let scores = table(&sc, "scores");
+    let (mut tp, mut tn, mut fp, mut fn_) = (0, 0, 0, 0);
+    for l in &labels {
+        let j = rec.judge.iter().find(|j| j.trace == l.id).unwrap();
+        match (l.pass, j.judgement.verdict == Some(true)) {
+            (true, true) => tp += 1,
+            (false, false) => tn += 1,
+            (false, true) => fp += 1,
+            (true, false) => fn_ += 1,
+        }
+    }
+    let pct = |a: usize, b: usize| format!("{:.0}%", a as f64 * 100.0 / b as f64);
+    assert_eq!(
+        scores
+            .lookup("this judge", "TPR (passes it passed)")
+            .unwrap(),
+        pct(tp, tp + fn_)
+    );
+    assert_eq!(
+        scores
+            .lookup("this judge", "TNR (failures it failed)")
+            .unwrap(),
+        pct(tn, tn + fp)
+    );
+    // A judge that always says pass catches no failure.
+    assert_eq!(
+        scores
+            .lookup("always says pass", "TNR (failures it failed)")
+            .unwrap(),
+        "0%"
+    );
+    assert_eq!(
+        scores
+            .lookup("always says pass", "TPR (passes it passed)")
+            .unwrap(),
+        "100%"
+    );
+
+    // pass@k and pass^k: the formulas at the pooled rate, and each task's unbiased
+    // estimates averaged, both computed here.
+    let sc = scene_at(&mut s, "pass-k", &[]);
+    let k_rows = table(&sc, "k");
+    let n: u64 = rec.trials.iter().map(|t| t.outcomes.len() as u64).sum();
+    let c: u64 = rec
+        .trials
+        .iter()
+        .map(|t| t.outcomes.iter().filter(|o| o.1).count() as u64)
+        .sum();
+    let p = c as f64 / n as f64;
+    assert!(n >= 12 * 5, "{n} trials");
+    let per_task = rec.trials[0].outcomes.len() as u64;
+    assert_eq!(k_rows.rows.len() as u64, per_task);
+    for row in &k_rows.rows {
+        let k: u64 = row[0].parse().unwrap();
+        let (mut at, mut hat) = (0.0, 0.0);
+        for t in &rec.trials {
+            let (tn, tc) = (
+                t.outcomes.len() as u64,
+                t.outcomes.iter().filter(|o| o.1).count() as u64,
+            );
+            at += 1.0 - binom(tn - tc, k) / binom(tn, k);
+            hat += binom(tc, k) / binom(tn, k);
+        }
+        let m = rec.trials.len() as f64;
+        assert_eq!(row[1], format!("{:.2}", 1.0 - (1.0 - p).powi(k as i32)));
+        assert_eq!(row[2], format!("{:.2}", at / m));
+        assert_eq!(row[3], format!("{:.2}", p.powi(k as i32)));
+        assert_eq!(row[4], format!("{:.2}", hat / m));
+    }
+    let se = (p * (1.0 - p) / n as f64).sqrt();
+    assert!(
+        text(&sc, "rate").contains(&format!("SE = √(p(1 − p)/n) = {}", lav_lab::items::sig(se)))
+    );
+}
+
+#[test]
+fn the_capstone_scorecard_is_reproducible_from_its_recorded_runs() {
+    use lav_labs_agents::capstone::{self, DESIGNS, Recording};
+    let labs = lav_testkit::labs_dir();
+    let rec = Recording::load(&labs).unwrap();
+    let tasks = capstone::tasks(&labs).unwrap();
+    assert!(tasks.len() >= 10);
+    for t in &tasks {
+        for d in DESIGNS {
+            let r = rec.get(&t.id, d).unwrap_or_else(|| panic!("{} {d}", t.id));
+            // The answer check, recomputed.
+            assert_eq!(
+                r.passed,
+                capstone::check(t, &r.answer).unwrap().is_ok(),
+                "{} {d}",
+                t.id
+            );
+            // RAG calls no tool; the workflow's code calls exactly one; the designs'
+            // tools are what the exposure is counted from.
+            match d {
+                "RAG only" => {
+                    assert_eq!((r.model_calls, r.tool_calls), (1, 0), "{}", t.id);
+                    assert_eq!(r.tools, vec![capstone::ORDER_RECORDS.to_string()]);
+                }
+                "deterministic workflow" => {
+                    assert_eq!((r.model_calls, r.tool_calls), (1, 1), "{}", t.id);
+                }
+                _ => assert!(r.model_calls >= 1),
+            }
+        }
+    }
+    // Exposure from the tools: the agent holds all three legs, RAG and the workflow
+    // only private data.
+    assert_eq!(
+        capstone::legs(&rec.get(&tasks[0].id, "autonomous agent").unwrap().tools),
+        [true, true, true]
+    );
+    assert_eq!(
+        capstone::legs(&rec.get(&tasks[0].id, "RAG only").unwrap().tools),
+        [true, false, false]
+    );
+
+    // The scorecard the lab shows, recomputed here from the runs.
+    let mut s = session("capstone-three-designs");
+    let sc = scene_at(&mut s, "scorecard", &[]);
+    let card = table(&sc, "scorecard");
+    assert_eq!(card.rows.len(), DESIGNS.len());
+    for d in DESIGNS {
+        let mine: Vec<_> = rec.runs.iter().filter(|r| r.design == d).collect();
+        let right = mine.iter().filter(|r| r.passed).count();
+        assert_eq!(
+            card.lookup(d, "answered right").unwrap(),
+            format!("{right}/{}", mine.len())
+        );
+        let tokens = mine.iter().map(|r| r.tokens() as f64).sum::<f64>() / mine.len() as f64;
+        assert_eq!(card.lookup(d, "tokens").unwrap(), format!("{tokens:.0}"));
+    }
+    assert_eq!(
+        card.lookup("autonomous agent", "exposure").unwrap(),
+        "ALL THREE legs: private data, untrusted content and a way out"
+    );
+    // The rule never picks a design holding all three legs.
+    let rule = text(&sc, "rule");
+    assert!(
+        !rule.contains("Here that is the autonomous agent")
+            && !rule.contains("Here that is the orchestrator"),
+        "{rule}"
+    );
+
+    let sc = scene_at(&mut s, "traces", &[&format!("task={}", tasks[0].id)]);
+    let side = table(&sc, "side-by-side");
+    assert_eq!(side.columns.len(), 1 + DESIGNS.len());
+    let rag = rec.get(&tasks[0].id, "RAG only").unwrap();
+    assert!(side.rows[0][1].starts_with("code: BM25 retrieved orders"));
+    assert_eq!(
+        side.rows.len(),
+        DESIGNS
+            .iter()
+            .map(|d| rec.get(&tasks[0].id, d).unwrap().steps.len())
+            .max()
+            .unwrap()
+    );
+    assert!(rag.steps.len() >= 2);
+}
+
+#[test]
+fn every_capstone_design_completes_live_on_the_real_model() {
+    use lav_labs_agents::capstone::{self, DESIGNS, FullShop};
+    use lav_labs_agents::workflows::{Driver, Shop};
+    let labs = lav_testkit::labs_dir();
+    let task = capstone::tasks(&labs).unwrap().remove(0);
+    let tok = lav_testkit::tokenizer_arc();
+    let full = FullShop::new(
+        Shop {
+            driver: Driver::Local {
+                model: lav_testkit::model_arc(),
+                trie: std::sync::Arc::new(lav_local::vocab_trie(&tok)),
+                tok,
+                name: "SmolLM2".into(),
+            },
+        },
+        &labs,
+    )
+    .unwrap();
+    for d in DESIGNS {
+        let r = capstone::run(&full, &task, d).unwrap();
+        assert!(r.model_calls >= 1, "{d}");
+        assert!(r.input_tokens > 50, "{d}: {}", r.input_tokens);
+        assert!(!r.steps.is_empty(), "{d}");
+    }
+    // The workflow's code found the order number and called the tool with it.
+    let (name, args) = capstone::route(&task.prompt).unwrap();
+    assert_eq!(name, "get_order");
+    assert!(task.prompt.contains(&args["order_id"].to_string()));
+}
+
+#[test]
+fn the_capstone_check_wants_one_candidate_not_a_dump() {
+    use lav_labs_agents::capstone;
+    let labs = lav_testkit::labs_dir();
+    let tasks = capstone::tasks(&labs).unwrap();
+    let t = |id: &str| tasks.iter().find(|t| t.id == id).unwrap();
+    let ok = |id: &str, a: &str| capstone::check(t(id), a).unwrap();
+    // Ada Byron's latest order is the monitor arm.
+    assert_eq!(
+        ok("order-09", "Her latest order is the monitor arm."),
+        Ok(())
+    );
+    // A list of all her orders names the right one among others: not an answer.
+    assert!(
+        ok(
+            "order-09",
+            "mechanical keyboard (1001), USB-C cable (1002), monitor arm (1009)"
+        )
+        .unwrap_err()
+        .contains("also names")
+    );
+    assert!(ok("order-09", "A USB-C cable.").is_err());
+    assert!(ok("order-09", "").is_err());
+    // Statuses: one named is right, two is a hedge.
+    assert_eq!(ok("order-01", "Order 1003 has shipped."), Ok(()));
+    assert!(ok("order-01", "It is shipped or delivered.").is_err());
+    // A quantity is a number: the date beside it is no rival.
+    assert_eq!(ok("order-03", "3 cables, ordered on 2026-10-02."), Ok(()));
+}

@@ -6,7 +6,7 @@
 //! overflows, what it costs and whether the model's answer is right. Recorded runs
 //! play back; live runs use this machine's model.
 
-use super::Context;
+use super::{Context, LIVE, RECORDED};
 use crate::long_task::{self, AuditRun, Setup};
 use lav_lab::items::{bar, bars, sig, table, text};
 use lav_lab::job::{Job, State as JobState, progress_item};
@@ -122,9 +122,6 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         steps,
     )
 }
-
-const RECORDED: &str = "recorded";
-const LIVE: &str = "live: this machine's model";
 
 fn window_name(w: usize, model: usize) -> String {
     if w == model {

@@ -1,14 +1,19 @@
 //! The labs of this track, one file per lab, and the table that registers them.
 
 pub mod agent_loop_state;
+pub mod capstone_three_designs;
 pub mod context_engineering;
+pub mod evals_diagnostics;
+pub mod planning_reflection;
 pub mod retrieval_rag;
 pub mod security_trifecta;
 pub mod tool_use;
 pub mod workflow_patterns;
 
-use lav_lab::{Catalogue, TrackOpener};
+use crate::workflows::Driver;
+use lav_lab::{Catalogue, LabError, ResultExt, TrackOpener};
 use lav_model::Loader;
+use lav_scene::Provenance;
 use std::sync::Arc;
 
 /// What a lab may use when it opens: the labs folder (for its data files) and the
@@ -23,6 +28,65 @@ pub struct Endpoint {
     pub model: String,
 }
 
+/// The drivers a lab that runs a model offers, as its `driver` control names them.
+pub(crate) const RECORDED: &str = "recorded";
+pub(crate) const LIVE: &str = "live: this machine's model";
+pub(crate) const ENDPOINT: &str = "live: the endpoint";
+
+/// The drivers offered: the recording, the local model, and the endpoint when one
+/// is configured.
+pub(crate) fn driver_names(endpoint: &Option<Endpoint>) -> Vec<&'static str> {
+    let mut d = vec![RECORDED, LIVE];
+    if endpoint.is_some() {
+        d.push(ENDPOINT);
+    }
+    d
+}
+
+/// A maker of the live driver `which` names, to call on a job's thread (loading the
+/// model and walking its vocabulary are too slow for the UI thread).
+pub(crate) fn driver_maker(
+    loader: &Arc<dyn Loader>,
+    endpoint: &Option<Endpoint>,
+    which: &str,
+) -> impl FnOnce() -> lav_lab::Result<Driver> + Send + 'static {
+    let (loader, endpoint, which) = (loader.clone(), endpoint.clone(), which.to_string());
+    move || {
+        if which == ENDPOINT {
+            let e = endpoint.ok_or_else(|| {
+                LabError::Input("no endpoint: open the lab with --llm-url URL".into())
+            })?;
+            return Ok(Driver::Endpoint {
+                url: e.url,
+                model: e.model,
+            });
+        }
+        let tok = loader.tokenizer().lab()?;
+        Ok(Driver::Local {
+            model: loader.model().lab()?,
+            trie: Arc::new(lav_local::vocab_trie(&tok)),
+            tok,
+            name: loader.model_name(),
+        })
+    }
+}
+
+/// Who drives a live run, in words, without loading anything.
+pub(crate) fn live_prov(
+    loader: &Arc<dyn Loader>,
+    endpoint: &Option<Endpoint>,
+    which: &str,
+) -> Provenance {
+    let who = match (endpoint, which == ENDPOINT) {
+        (Some(e), true) => format!("{} at {}", e.model, e.url),
+        _ => format!("{} under lav's tool grammar", loader.model_name()),
+    };
+    Provenance::model(format!("{who}, run now; times measured on this machine"))
+}
+
+/// A lab's opener that takes an endpoint to offer as a driver.
+type EndpointOpener = fn(&Context, Option<Endpoint>) -> lav_lab::Result<Box<dyn lav_lab::Lab>>;
+
 /// This track's labs: `labs/index.toml` lists each under its track.
 pub const LABS: &[(&str, TrackOpener<dyn Loader>)] = &[
     ("security-trifecta", security_trifecta::open),
@@ -31,6 +95,9 @@ pub const LABS: &[(&str, TrackOpener<dyn Loader>)] = &[
     ("tool-use", tool_use::open),
     ("workflow-patterns", workflow_patterns::open),
     ("context-engineering", context_engineering::open),
+    ("planning-reflection", planning_reflection::open),
+    ("evals-diagnostics", evals_diagnostics::open),
+    ("capstone-three-designs", capstone_three_designs::open),
 ];
 
 /// Adds this track's labs to `catalogue`, each opened over `loader`'s models.
@@ -46,13 +113,22 @@ pub fn register_with_endpoint(
     endpoint: Endpoint,
 ) {
     register(catalogue, loader.clone());
-    catalogue.add("workflow-patterns", move |dir| {
-        workflow_patterns::open_with(
-            &Context {
-                dir: dir.to_path_buf(),
-                loader: loader.clone(),
-            },
-            Some(endpoint.clone()),
-        )
-    });
+    let with: [(&str, EndpointOpener); 4] = [
+        ("workflow-patterns", workflow_patterns::open_with),
+        ("planning-reflection", planning_reflection::open_with),
+        ("evals-diagnostics", evals_diagnostics::open_with),
+        ("capstone-three-designs", capstone_three_designs::open_with),
+    ];
+    for (id, open) in with {
+        let (loader, endpoint) = (loader.clone(), endpoint.clone());
+        catalogue.add(id, move |dir| {
+            open(
+                &Context {
+                    dir: dir.to_path_buf(),
+                    loader: loader.clone(),
+                },
+                Some(endpoint.clone()),
+            )
+        });
+    }
 }

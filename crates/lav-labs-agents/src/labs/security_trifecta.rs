@@ -8,9 +8,7 @@
 
 use super::Context;
 use crate::agent_trace::trace_scene;
-use lav_agent::{
-    Capability, Collector, Event, Guarded, Limits, Replay, Run, ScriptedPolicy, State,
-};
+use lav_agent::{Collector, Event, Guarded, Limits, Replay, Run, ScriptedPolicy, State};
 use lav_agent_types::{
     Message, Reply, Role as MsgRole, ToolCall, ToolResult, ToolSpec, Toolbox, Tools, Usage,
 };
@@ -231,13 +229,7 @@ pub fn attack(dir: &std::path::Path, page: &str, legs: [bool; 3], guard: bool) -
     if legs[2] {
         tools = tools.with(sink.clone());
     }
-    let labels = [
-        ("read_file", Capability::PrivateData),
-        ("fetch_page", Capability::UntrustedContent),
-        ("send_message", Capability::Exfiltration),
-        ("http_get", Capability::Exfiltration),
-    ];
-    let mut guarded = Guarded::new(tools, &labels, guard);
+    let mut guarded = Guarded::new(tools, &crate::capstone::LEGS, guard);
     let trifecta = guarded.trifecta();
     let call = |id: &str, name: &str, args: serde_json::Value| ToolCall {
         id: id.into(),

@@ -7,14 +7,14 @@
 //! OpenAI-compatible endpoint) or played back from a recording, and every item says
 //! which.
 
-use super::{Context, Endpoint};
+use super::{Context, Endpoint, RECORDED, driver_maker, driver_names, live_prov};
 use crate::agent_trace::clip;
-use crate::workflows::{self, Driver, PatternRun, Recording, Shop};
+use crate::workflows::{self, PatternRun, Recording, Shop};
 use lav_agent::tasks::Task;
 use lav_agent::workflow::{Node, Shape};
 use lav_lab::items::{bar, bars, sig, table, text};
 use lav_lab::job::{Job, State as JobState, progress_item};
-use lav_lab::{Control, Lab, LabError, LabState, Result, ResultExt, Step, Steps, Values};
+use lav_lab::{Control, Lab, LabError, LabState, Result, Step, Steps, Values};
 use lav_model::Loader;
 use lav_scene::*;
 use std::sync::Arc;
@@ -36,10 +36,7 @@ pub fn open_with(ctx: &Context, endpoint: Option<Endpoint>) -> Result<Box<dyn La
         .first()
         .ok_or_else(|| LabError::Input(format!("{} holds no run", workflows::RECORDING)))?;
     let names: Vec<&str> = workflows::patterns().iter().map(|(n, _)| *n).collect();
-    let mut drivers = vec![RECORDED, LIVE];
-    if endpoint.is_some() {
-        drivers.push(ENDPOINT);
-    }
+    let drivers = driver_names(&endpoint);
     let c = Controls {
         driver: Control::choice("driver", "Who drives the model", &drivers, RECORDED),
         task: Control::choice("task", "Task (from the labelled set)", &recorded, first),
@@ -67,10 +64,6 @@ pub fn open_with(ctx: &Context, endpoint: Option<Endpoint>) -> Result<Box<dyn La
         steps,
     )
 }
-
-const RECORDED: &str = "recorded";
-const LIVE: &str = "live: this machine's model";
-const ENDPOINT: &str = "live: the endpoint";
 
 struct Controls {
     driver: Control,
@@ -102,43 +95,6 @@ enum Runs<'a> {
 }
 
 impl WorkflowLab {
-    /// A maker of the driver `which` names, to call on the job's thread (loading the
-    /// model and walking its vocabulary are too slow for the UI thread).
-    fn driver(&self, which: &str) -> impl FnOnce() -> Result<Driver> + Send + 'static {
-        let (loader, endpoint, which) = (
-            self.loader.clone(),
-            self.endpoint.clone(),
-            which.to_string(),
-        );
-        move || {
-            if which == ENDPOINT {
-                let e = endpoint.ok_or_else(|| {
-                    LabError::Input("no endpoint: open the lab with --llm-url URL".into())
-                })?;
-                return Ok(Driver::Endpoint {
-                    url: e.url,
-                    model: e.model,
-                });
-            }
-            let tok = loader.tokenizer().lab()?;
-            Ok(Driver::Local {
-                model: loader.model().lab()?,
-                trie: Arc::new(lav_local::vocab_trie(&tok)),
-                tok,
-                name: loader.model_name(),
-            })
-        }
-    }
-
-    /// Who drives a live run, in words, without loading anything.
-    fn live_prov(&self, which: &str) -> Provenance {
-        let who = match (&self.endpoint, which == ENDPOINT) {
-            (Some(e), true) => format!("{} at {}", e.model, e.url),
-            _ => format!("{} under lav's tool grammar", self.loader.model_name()),
-        };
-        Provenance::model(format!("{who}, run now; times measured on this machine"))
-    }
-
     fn recorded_prov(&self) -> Provenance {
         Provenance::recorded(format!("{}, {}", self.rec.driver, self.rec.recorded))
     }
@@ -159,7 +115,7 @@ impl WorkflowLab {
             .ok_or_else(|| LabError::Input(format!("no labelled task {task}")))?;
         let key = (which.clone(), task.to_string());
         if self.live.ready(&key).is_none() {
-            let driver = self.driver(&which);
+            let driver = driver_maker(&self.loader, &self.endpoint, &which);
             let state = self.live.get(&key, move |p| {
                 p.set(0, 1, "loading the model");
                 let shop = Shop { driver: driver()? };
@@ -180,7 +136,7 @@ impl WorkflowLab {
                 )));
             }
         }
-        let prov = self.live_prov(&which);
+        let prov = live_prov(&self.loader, &self.endpoint, &which);
         let runs = self.live.ready(&key).expect("ready").iter().collect();
         Ok(Runs::Ready(runs, prov))
     }

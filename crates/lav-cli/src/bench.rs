@@ -80,8 +80,8 @@ pub struct BenchArgs {
     /// checker's accuracy per pattern.
     #[arg(long)]
     workflows: bool,
-    /// With --workflows, --planner, --evals, --capstone or --context: save the runs where the lab plays them back
-    /// (labs/data/agents/workflow-runs.json, planner-runs.json, eval-runs.json, capstone-runs.json, context-runs.json) or to PATH.
+    /// With --workflows, --planner, --evals, --capstone, --context or --context-failures: save the runs where the lab plays them back
+    /// (labs/data/agents/workflow-runs.json, planner-runs.json, eval-runs.json, capstone-runs.json, context-runs.json, context-failures.json) or to PATH.
     #[arg(long, value_name = "PATH")]
     record: Option<Option<std::path::PathBuf>>,
     /// With --workflows, --planner or --capstone: drive an OpenAI-compatible endpoint instead of the local model.
@@ -109,6 +109,11 @@ pub struct BenchArgs {
     /// instead: the scorecard and the decision rule; `--record` saves the runs.
     #[arg(long)]
     capstone: bool,
+    /// Run context-engineering's four failure modes (poisoning, distraction,
+    /// confusion, clash), each with its failing context and with its fix;
+    /// `--record` saves the runs for the lab.
+    #[arg(long)]
+    context_failures: bool,
     #[arg(long)]
     json: bool,
 }
@@ -200,6 +205,9 @@ pub fn run(g: &Global, format: WeightFormat, a: BenchArgs) -> Result<()> {
     }
     if a.context {
         return crate::context_bench::run(g, format, a.record);
+    }
+    if a.context_failures {
+        return crate::context_failures_bench::run(g, format, a.record);
     }
     if a.capstone {
         return crate::capstone_bench::run(

@@ -6,6 +6,7 @@ mod agent_tasks;
 mod bench;
 mod capstone_bench;
 mod context_bench;
+mod context_failures_bench;
 mod evals_bench;
 mod lab_cmd;
 mod load_cmd;

@@ -9,6 +9,7 @@
 
 pub mod agent_trace;
 pub mod capstone;
+pub mod context_failures;
 pub mod eval_traces;
 pub mod labs;
 pub mod long_task;

@@ -1204,3 +1204,85 @@ fn the_capstone_check_wants_one_candidate_not_a_dump() {
     // A quantity is a number: the date beside it is no rival.
     assert_eq!(ok("order-03", "3 cables, ordered on 2026-10-02."), Ok(()));
 }
+
+#[test]
+fn context_failure_modes_show_real_runs_on_the_contexts_the_lab_builds() {
+    use lav_labs_agents::context_failures::{self, MODES, Recording};
+    let labs = lav_testkit::labs_dir();
+    let rec = Recording::load(&labs).unwrap();
+    for m in &MODES {
+        for fixed in [false, true] {
+            let r = rec
+                .get(m.name, fixed)
+                .unwrap_or_else(|| panic!("{} {fixed}", m.name));
+            // The recorded run started from exactly the context the lab builds now.
+            let (state, tools) = context_failures::context(m, fixed).unwrap();
+            assert_eq!(r.tools, tools, "{} {fixed}", m.name);
+            assert_eq!(
+                r.run.state.transcript[..state.transcript.len()],
+                state.transcript[..],
+                "{} {fixed}",
+                m.name
+            );
+            assert_eq!(r.answer, r.run.answer.clone().unwrap_or_default());
+            // The verdict is the answer check's, recomputed.
+            let t = lav_agent::tasks::Task {
+                id: m.name.into(),
+                kind: lav_agent::tasks::Kind::Order,
+                prompt: m.question.into(),
+                tool: None,
+                args: None,
+                answer: Some(m.answer.into()),
+                result: None,
+            };
+            assert_eq!(
+                r.passed,
+                lav_labs_agents::capstone::check(&t, &r.answer)
+                    .unwrap()
+                    .is_ok(),
+                "{} {fixed}",
+                m.name
+            );
+        }
+    }
+    // What each mode breaks, and what its fix removes.
+    let text_of = |m: &str, fixed: bool| {
+        let (s, _) = context_failures::context(context_failures::mode(m).unwrap(), fixed).unwrap();
+        s.transcript
+            .iter()
+            .map(|x| x.content.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(text_of("poisoning", false).contains("webcam"));
+    assert!(!text_of("poisoning", true).contains("webcam"));
+    assert!(text_of("poisoning", true).contains("laptop stand"));
+    assert_eq!(
+        text_of("distraction", false).matches("Order 10").count(),
+        12
+    );
+    assert_eq!(text_of("distraction", true).matches("Order 10").count(), 1);
+    assert!(text_of("distraction", true).contains("Order 1006"));
+    assert!(text_of("clash", false).contains("status placed"));
+    assert!(!text_of("clash", true).contains("status placed"));
+    let (_, all) =
+        context_failures::context(context_failures::mode("confusion").unwrap(), false).unwrap();
+    assert!(all.len() > 5);
+
+    let mut s = session("context-engineering");
+    for m in &MODES {
+        let sc = scene_at(&mut s, "failures", &[&format!("mode={}", m.name)]);
+        let runs = table(&sc, "runs");
+        for (row, fixed) in runs.rows.iter().zip([false, true]) {
+            let r = rec.get(m.name, fixed).unwrap();
+            assert_eq!(row[2] == "right", r.passed, "{} {fixed}", m.name);
+            assert_eq!(row[3], r.run.state.usage.input_tokens.to_string());
+        }
+        assert!(matches!(
+            sc.item("contexts").unwrap().provenance,
+            lav_scene::Provenance::Scripted { .. }
+        ));
+    }
+    let modes = table(&s.scene().unwrap(), "modes").clone();
+    assert_eq!(modes.rows.len(), 4);
+}

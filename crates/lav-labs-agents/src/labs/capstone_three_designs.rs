@@ -10,7 +10,7 @@ use crate::agent_trace::clip;
 use crate::capstone::{self, DESIGNS, DesignRun, FullShop, Recording, Score};
 use crate::workflows::Shop;
 use lav_agent::tasks::Task;
-use lav_lab::items::{bar, bars, sig, table, text};
+use lav_lab::items::{bar, bars, table, text};
 use lav_lab::job::{Job, State as JobState, progress_item};
 use lav_lab::{Control, Lab, LabError, LabState, Result, Step, Steps, Values};
 use lav_model::Loader;
@@ -132,8 +132,8 @@ impl CapstoneLab {
                     vec![
                         s.design.clone(),
                         format!("{}/{}", s.passed, s.tasks),
-                        sig(s.model_calls),
-                        sig(s.tool_calls),
+                        format!("{:.1}", s.model_calls),
+                        format!("{:.1}", s.tool_calls),
                         format!("{:.0}", s.tokens),
                         format!("{:.1}", s.seconds),
                         yes(s.legs[0]).into(),
@@ -171,7 +171,7 @@ impl CapstoneLab {
             "tokens",
             scores
                 .iter()
-                .map(|s| bar(s.design.clone(), s.tokens, Role::Residual))
+                .map(|s| bar(s.design.clone(), s.tokens.round(), Role::Residual))
                 .collect(),
         ));
         scene.push(text(

@@ -6,7 +6,8 @@
 //! overflows, what it costs and whether the model's answer is right. Recorded runs
 //! play back; live runs use this machine's model.
 
-use super::{Context, LIVE, RECORDED};
+use super::{Context, LIVE, RECORDED, driver_maker};
+use crate::context_failures::{self, ModeRun};
 use crate::long_task::{self, AuditRun, Setup};
 use lav_lab::items::{bar, bars, sig, table, text};
 use lav_lab::job::{Job, State as JobState, progress_item};
@@ -95,6 +96,12 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         subagents: Control::toggle("subagents", "Sub-agents with clean windows", false),
         tick: Control::slider("tick", "Tick", 0.0, 40.0, 1.0, 40.0),
         stable: Control::toggle("stable", "Stable prefix first", true),
+        mode: Control::choice(
+            "mode",
+            "Failure mode",
+            &context_failures::MODES.map(|m| m.name),
+            context_failures::MODES[0].name,
+        ),
     };
     let steps = vec![
         Step::new(
@@ -110,7 +117,9 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             ContextLab::budget,
         ),
         Step::new("prefix", &[&c.driver, &c.stable], ContextLab::prefix),
+        Step::new("failures", &[&c.driver, &c.mode], ContextLab::failures),
     ];
+    let failures = context_failures::Recording::load(&ctx.dir).map_err(LabError::Input)?;
     Steps::lab(
         ContextLab {
             c,
@@ -118,6 +127,9 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             model_window,
             loader: ctx.loader.clone(),
             live: Job::default(),
+            failures,
+            dir: ctx.dir.clone(),
+            live_modes: Job::default(),
         },
         steps,
     )
@@ -139,6 +151,7 @@ struct Controls {
     subagents: Control,
     tick: Control,
     stable: Control,
+    mode: Control,
 }
 
 struct ContextLab {
@@ -147,11 +160,15 @@ struct ContextLab {
     model_window: usize,
     loader: Arc<dyn Loader>,
     live: Job<Setup, AuditRun>,
+    failures: context_failures::Recording,
+    dir: std::path::PathBuf,
+    /// A mode's failing and fixed runs, live, by mode.
+    live_modes: Job<String, Vec<ModeRun>>,
 }
 
 impl LabState for ContextLab {
     fn busy(&self) -> bool {
-        self.live.busy()
+        self.live.busy() || self.live_modes.busy()
     }
 }
 
@@ -358,6 +375,164 @@ impl ContextLab {
                 ],
                 vec!["wall s".into(), sig(run.seconds)],
             ],
+        ));
+        Ok(scene)
+    }
+
+    /// The failing and the fixed run of `mode`: recorded, or live.
+    fn mode_runs(
+        &mut self,
+        v: &Values,
+        mode: &'static context_failures::Mode,
+    ) -> Result<std::result::Result<(Vec<ModeRun>, Provenance), Item>> {
+        if v.text(&self.c.driver) == RECORDED {
+            let runs = [false, true]
+                .iter()
+                .filter_map(|f| self.failures.get(mode.name, *f).cloned())
+                .collect();
+            let prov = Provenance::recorded(format!(
+                "{}, {}",
+                self.failures.driver, self.failures.recorded
+            ));
+            return Ok(Ok((runs, prov)));
+        }
+        let key = mode.name.to_string();
+        if self.live_modes.ready(&key).is_none() {
+            let driver = driver_maker(&self.loader, &None, LIVE);
+            let dir = self.dir.clone();
+            let state = self.live_modes.get(&key, move |p| {
+                p.set(0, 2, "loading the model");
+                let full = crate::capstone::FullShop::new(
+                    crate::workflows::Shop { driver: driver()? },
+                    &dir,
+                )
+                .map_err(LabError::Input)?;
+                let mut out = Vec::new();
+                for (i, fixed) in [false, true].into_iter().enumerate() {
+                    p.check()?;
+                    p.set(
+                        i as u64,
+                        2,
+                        if fixed {
+                            "the fixed context"
+                        } else {
+                            "the failing context"
+                        },
+                    );
+                    out.push(context_failures::run(&full, mode, fixed).map_err(LabError::Input)?);
+                }
+                Ok(out)
+            })?;
+            if let JobState::Running(p) = state {
+                return Ok(Err(progress_item("progress", "Running both contexts", p)));
+            }
+        }
+        let runs = self.live_modes.ready(&key).expect("ready").clone();
+        Ok(Ok((
+            runs,
+            Provenance::model(format!(
+                "{} under lav's tool grammar, run now",
+                self.loader.model_name()
+            )),
+        )))
+    }
+
+    fn failures(&mut self, v: &Values) -> Result<Scene> {
+        let mode = context_failures::mode(v.text(&self.c.mode))
+            .ok_or_else(|| LabError::Input(format!("no failure mode {}", v.text(&self.c.mode))))?;
+        let (runs, prov) = match self.mode_runs(v, mode)? {
+            Ok(x) => x,
+            Err(item) => return Ok(Scene::new().with(item)),
+        };
+        let scripted = Provenance::scripted("the context the lab built for this mode");
+        let mut scene = Scene::new().with(text(
+            "mode",
+            &format!("Context {}", mode.name),
+            scripted.clone(),
+            format!(
+                "What goes wrong: {}. The fix: {}. The question: \u{201c}{}\u{201d} (the answer: {}).",
+                mode.what, mode.fix, mode.question, mode.answer
+            ),
+        ));
+        let mut rows = Vec::new();
+        for r in &runs {
+            let setup = if r.fixed { "fixed" } else { "failing" };
+            // Past the system prompt: the lab's context, then the model's own turns.
+            for m in r.run.state.transcript.iter().skip(1) {
+                let said = if m.tool_calls.is_empty() {
+                    m.content.clone()
+                } else {
+                    m.tool_calls
+                        .iter()
+                        .map(|c| format!("called {} {}", c.name, c.arguments))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                if said.trim().is_empty() {
+                    continue;
+                }
+                rows.push(vec![
+                    setup.to_string(),
+                    format!("{:?}", m.role).to_lowercase(),
+                    crate::agent_trace::clip(&said.replace('\n', " / "), 150),
+                ]);
+            }
+            if !r.tools.is_empty() {
+                rows.push(vec![setup.to_string(), "tools".into(), r.tools.join(", ")]);
+            }
+        }
+        scene.push(table(
+            "contexts",
+            "Both contexts as the model saw them, then what it did",
+            scripted,
+            &["context", "who", "text"],
+            rows,
+        ));
+        scene.push(table(
+            "runs",
+            "The model's answer in each context",
+            prov,
+            &["context", "answer", "check", "tokens in", "tools called"],
+            runs.iter()
+                .map(|r| {
+                    vec![
+                        if r.fixed { "fixed" } else { "failing" }.into(),
+                        crate::agent_trace::clip(&r.answer, 90),
+                        if r.passed {
+                            "right".into()
+                        } else {
+                            format!("wrong: {}", r.reason)
+                        },
+                        r.run.state.usage.input_tokens.to_string(),
+                        r.run
+                            .state
+                            .transcript
+                            .iter()
+                            .flat_map(|m| &m.tool_calls)
+                            .map(|c| format!("{} {}", c.name, c.arguments))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ]
+                })
+                .collect(),
+        ));
+        let rec = &self.failures;
+        scene.push(table(
+            "modes",
+            "All four modes, recorded",
+            Provenance::recorded(format!("{}, {}", rec.driver, rec.recorded)),
+            &["mode", "failing context", "fixed context"],
+            context_failures::MODES
+                .iter()
+                .map(|m| {
+                    let verdict = |f: bool| {
+                        rec.get(m.name, f).map_or("not recorded".to_string(), |r| {
+                            if r.passed { "right" } else { "wrong" }.to_string()
+                        })
+                    };
+                    vec![m.name.to_string(), verdict(false), verdict(true)]
+                })
+                .collect(),
         ));
         Ok(scene)
     }

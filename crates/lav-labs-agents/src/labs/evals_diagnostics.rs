@@ -310,7 +310,8 @@ impl EvalLab {
             prov.clone(),
             Primitive::Heatmap(Heatmap {
                 rows: m.categories.clone(),
-                cols: m.steps.clone(),
+                // Short column names: the 3-D view sets them side by side.
+                cols: ["1", "2", "3", "4+"].map(String::from).to_vec(),
                 values: m.counts.iter().flatten().map(|&c| c as f32).collect(),
                 scale: ColorScale::Sequential {
                     min: 0.0,
@@ -355,7 +356,12 @@ impl EvalLab {
                     l.id.clone(),
                     l.task.clone(),
                     y.describe(),
-                    reference_describe(l),
+                    // The reference stays hidden until the trace is labelled.
+                    if yours && *y == Mine::Unlabelled {
+                        "(label it first)".into()
+                    } else {
+                        reference_describe(l)
+                    },
                     match (y, verdict, all) {
                         (Mine::Unlabelled, ..) => "".into(),
                         (_, true, true) => "agree".into(),

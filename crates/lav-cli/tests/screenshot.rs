@@ -153,6 +153,7 @@ const OCR: &[(&str, &str, &[&str])] = &[
     ("tool-use", "parallel", &[]),
     ("retrieval-rag", "metrics", &[]),
     ("security-trifecta", "defenses", &["LEAKS"]),
+    ("evals-diagnostics", "judge", &["TNR"]),
     ("memory-access-patterns", "coalescing", &[]),
     ("execution-model", "occupancy", &[]),
     ("operator-fusion", "chain", &[]),

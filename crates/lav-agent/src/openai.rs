@@ -16,6 +16,9 @@ pub struct OpenAiCompatible {
     pub model: String,
     pub api_key: Option<String>,
     pub timeout: Duration,
+    /// Sent when set; otherwise the endpoint's default (1.0 for OpenAI's API).
+    pub temperature: Option<f32>,
+    pub seed: Option<u64>,
 }
 
 impl OpenAiCompatible {
@@ -25,6 +28,8 @@ impl OpenAiCompatible {
             model: model.to_string(),
             api_key: std::env::var("OPENAI_API_KEY").ok(),
             timeout: Duration::from_secs(120),
+            temperature: None,
+            seed: None,
         }
     }
 
@@ -32,6 +37,12 @@ impl OpenAiCompatible {
     pub fn body(&self, state: &State, tools: &[ToolSpec]) -> Value {
         let messages: Vec<Value> = state.transcript.iter().map(message).collect();
         let mut body = json!({"model": self.model, "messages": messages});
+        if let Some(t) = self.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(s) = self.seed {
+            body["seed"] = json!(s);
+        }
         if !tools.is_empty() {
             body["tools"] = tools
                 .iter()

@@ -434,3 +434,106 @@ fn load_against_nothing_is_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen on not-an-address"), "{err}");
 }
+
+/// The calculator as an OpenAI function.
+fn calculator() -> Value {
+    json!({"type": "function", "function": {
+        "name": "calculate",
+        "description": "Evaluates an arithmetic expression.",
+        "parameters": {"type": "object", "properties": {"expression": {"type": "string", "examples": ["17 * 23"]}}, "required": ["expression"]}
+    }})
+}
+
+/// A worked exchange as an OpenAI client sends it back: the call, then its result.
+fn worked(q: &str, expr: &str, result: &str, answer: &str, id: &str) -> Vec<Value> {
+    vec![
+        json!({"role": "user", "content": q}),
+        json!({"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
+            "function": {"name": "calculate", "arguments": json!({"expression": expr}).to_string()}}]}),
+        json!({"role": "tool", "tool_call_id": id, "content": result}),
+        json!({"role": "assistant", "content": answer}),
+    ]
+}
+
+#[test]
+fn tools_and_tool_turns_go_through_lav_serve_and_calls_come_back_parsed() {
+    let srv = serve(&[]);
+    let a = srv.addr.as_str();
+    let mut messages = vec![
+        json!({"role": "system", "content": "You are a helpful assistant. Use the calculator for arithmetic."}),
+    ];
+    messages.extend(worked(
+        "What is 6 times 7?",
+        "6 * 7",
+        "42",
+        "6 times 7 is 42.",
+        "c1",
+    ));
+    messages.extend(worked(
+        "What is 12 plus 30?",
+        "12 + 30",
+        "42",
+        "12 plus 30 is 42.",
+        "c2",
+    ));
+    messages.push(json!({"role": "user", "content": "What is 17 times 23?"}));
+    let body = json!({"model": MODEL, "messages": messages, "tools": [calculator()],
+        "temperature": 0, "max_tokens": 60});
+    let r = post(a, "/v1/chat/completions", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let m = &v["choices"][0]["message"];
+    // Primed by two worked calls, greedy SmolLM2 calls the tool; the server reads the
+    // block back into an OpenAI tool call.
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+    assert_eq!(m["tool_calls"][0]["function"]["name"], "calculate", "{v}");
+    let args: Value = serde_json::from_str(
+        m["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(args["expression"].is_string(), "{v}");
+    assert!(m["content"].is_null(), "{v}");
+    // The tool list and turns cost prompt tokens: more than the same chat without tools.
+    let plain = json!({"model": MODEL, "messages": [{"role": "user", "content": "What is 17 times 23?"}],
+        "temperature": 0, "max_tokens": 4});
+    let with = json!({"model": MODEL, "messages": [{"role": "user", "content": "What is 17 times 23?"}],
+        "tools": [calculator()], "temperature": 0, "max_tokens": 4});
+    let p0 = post(a, "/v1/chat/completions", &plain).json()["usage"]["prompt_tokens"]
+        .as_u64()
+        .unwrap();
+    let p1 = post(a, "/v1/chat/completions", &with).json()["usage"]["prompt_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(p1 > p0 + 20, "{p0} {p1}");
+    // `none` leaves the tools out of the prompt.
+    let mut none = with.clone();
+    none["tool_choice"] = json!("none");
+    let pn = post(a, "/v1/chat/completions", &none).json()["usage"]["prompt_tokens"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(pn, p0);
+    // What lav serve cannot do is refused in one line, with what to do instead.
+    for (change, want) in [
+        (json!({"tool_choice": "required"}), "constrained decoding"),
+        (json!({"stream": true}), "without `stream`"),
+        (
+            json!({"tools": [{"type": "retrieval", "function": {"name": "x"}}]}),
+            "`function` tools only",
+        ),
+    ] {
+        let mut b = with.clone();
+        for (k, v) in change.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        let r = post(a, "/v1/chat/completions", &b);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains(want), "{}", r.body);
+    }
+    let mut bad = body.clone();
+    bad["messages"][2]["tool_calls"][0]["function"]["arguments"] = json!("{not json");
+    let r = post(a, "/v1/chat/completions", &bad);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("is not JSON"), "{}", r.body);
+}

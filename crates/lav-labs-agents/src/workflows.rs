@@ -163,7 +163,12 @@ impl Backend for Shop {
                 Box::new(l)
             }
             Driver::Endpoint { url, model } => {
-                Box::new(lav_agent::OpenAiCompatible::new(url, model))
+                let mut l = lav_agent::OpenAiCompatible::new(url, model);
+                // As the local model: greedy, and voting's later branches sampled with
+                // their own seeds.
+                l.temperature = Some(if variant > 0 { VOTE_TEMPERATURE } else { 0.0 });
+                l.seed = (variant > 0).then_some(variant);
+                Box::new(l)
             }
         }
     }

@@ -10,7 +10,7 @@
 
 use lav_agent::{AgentError, Llm, Reply, Role, State, ToolCall, ToolSpec, Usage};
 use lav_grammar::{Grammar, Matcher, TokenTrie, ToolChoice};
-use lav_model::{ChatMessage, Llama, Tokenizer, chat_prompt};
+use lav_model::{ChatMessage, Llama, Tokenizer, chat_prompt, tool_format};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -433,14 +433,14 @@ pub fn system_prompt(base: &str, tools: &[ToolSpec], style: PromptStyle) -> Stri
         s.push_str(base);
         s.push_str("\n\n");
     }
-    s.push_str("You can call tools. To call one, reply with\n<tool_call>\n{\"name\": \"<tool>\", \"arguments\": {<arguments as JSON>}}\n</tool_call>\nTools:\n");
+    s.push_str(tool_format::TOOLS_HEADER);
     for t in tools {
         let sig = if style == PromptStyle::Plain {
             signature(&t.input_schema)
         } else {
             signature_with_formats(&t.input_schema)
         };
-        s.push_str(&format!("- {}({}): {}\n", t.name, sig, t.description));
+        s.push_str(&tool_format::tool_line(&t.name, &t.description, &sig));
     }
     if style == PromptStyle::Examples {
         let examples: Vec<String> = tools
@@ -482,107 +482,25 @@ pub fn example_arguments(schema: &serde_json::Value) -> Option<serde_json::Value
     Some(serde_json::Value::Object(out))
 }
 
-/// As [`signature`], with each argument's format: `order_id: integer from 1000 to
-/// 9999`, `expression: string like "17 * 23"`.
-pub fn signature_with_formats(schema: &serde_json::Value) -> String {
-    let props = schema["properties"].as_object();
-    signature(schema)
-        .split(", ")
-        .filter(|p| !p.is_empty())
-        .map(|part| {
-            let name = part.split([':', '?']).next().unwrap_or("");
-            let Some(p) = props.and_then(|ps| ps.get(name)) else {
-                return part.to_string();
-            };
-            let mut f = part.to_string();
-            if let (Some(lo), Some(hi)) = (p.get("minimum"), p.get("maximum")) {
-                f.push_str(&format!(" from {lo} to {hi}"));
-            }
-            if let Some(e) = p["examples"].get(0) {
-                f.push_str(&format!(" like {e}"));
-            }
-            f
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `query: string, k?: integer` — a tool's arguments in one line, shorter for the
-/// small model to read than the JSON Schema.
-pub fn signature(schema: &serde_json::Value) -> String {
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    let Some(props) = schema["properties"].as_object() else {
-        return String::new();
-    };
-    let mut names: Vec<&String> = props.keys().collect();
-    names.sort_by_key(|k| {
-        (
-            !required.contains(&k.as_str()),
-            required.iter().position(|r| r == k),
-        )
-    });
-    names
-        .iter()
-        .map(|k| {
-            let p = &props[k.as_str()];
-            let ty = match p["enum"].as_array() {
-                Some(e) => e
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-                None => p["type"].as_str().unwrap_or("any").to_string(),
-            };
-            let opt = if required.contains(&k.as_str()) {
-                ""
-            } else {
-                "?"
-            };
-            format!("{k}{opt}: {ty}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+pub use lav_model::tool_format::{signature, signature_with_formats};
 
 /// A tool call as the model writes it (and reads it back in the transcript).
 pub fn call_block(call: &ToolCall) -> String {
-    format!(
-        "<tool_call>\n{}\n</tool_call>",
-        serde_json::json!({"name": call.name, "arguments": call.arguments})
-    )
+    tool_format::call_block(&call.name, &call.arguments)
 }
 
 /// Reads a reply: `<tool_call>` blocks become calls (ids `call_<n>_<i>`), anything
 /// else is the final answer.
 pub fn parse_reply(text: &str, n: u64) -> Result<Vec<ToolCall>, String> {
-    let mut calls = Vec::new();
-    let mut rest = text.trim();
-    while let Some(after) = rest.strip_prefix("<tool_call>") {
-        // The JSON is read first and the closing tag looked for after it: a string
-        // inside the call may itself hold "</tool_call>".
-        let mut values = serde_json::Deserializer::from_str(after).into_iter::<serde_json::Value>();
-        let v = values
-            .next()
-            .ok_or("a <tool_call> block holds no JSON")?
-            .map_err(|e| format!("tool call JSON: {e}"))?;
-        let tail = after[values.byte_offset()..]
-            .trim_start()
-            .strip_prefix("</tool_call>")
-            .ok_or("a <tool_call> block is not closed")?;
-        calls.push(ToolCall {
-            id: format!("call_{n}_{}", calls.len()),
-            name: v["name"]
-                .as_str()
-                .ok_or("a tool call has no name")?
-                .to_string(),
-            arguments: v["arguments"].clone(),
-        });
-        rest = tail.trim_start();
-    }
-    Ok(calls)
+    Ok(tool_format::parse_calls(text)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, arguments))| ToolCall {
+            id: format!("call_{n}_{i}"),
+            name,
+            arguments,
+        })
+        .collect())
 }
 
 /// One worked exchange as chat turns: the question, the call, the tool's result and
@@ -598,7 +516,7 @@ fn worked(msgs: &mut Vec<ChatMessage>, e: &(&str, &str, &str, &str, &str)) {
     msgs.push(ChatMessage::new("assistant", &call_block(&call)));
     msgs.push(ChatMessage::new(
         "tool",
-        &format!("<tool_response>\n{result}\n</tool_response>"),
+        &tool_format::tool_response(result),
     ));
     msgs.push(ChatMessage::new("assistant", answer));
 }
@@ -702,10 +620,7 @@ impl LocalLlm {
                     }
                     ("assistant", c)
                 }
-                Role::Tool => (
-                    "tool",
-                    format!("<tool_response>\n{}\n</tool_response>", m.content),
-                ),
+                Role::Tool => ("tool", tool_format::tool_response(&m.content)),
             };
             msgs.push(ChatMessage::new(role, &content));
         }

@@ -25,6 +25,7 @@ pub mod quant;
 pub mod sampler;
 pub mod score;
 pub mod tokenizer;
+pub mod tool_format;
 
 pub use capture::{Capture, LayerCapture};
 pub use card::ModelCard;

@@ -4,7 +4,7 @@
 //! and a sentence, before the engine sees it.
 
 use lav_engine::sequence::SamplingParams;
-use lav_model::{ChatMessage, Tokenizer, chat_prompt};
+use lav_model::{ChatMessage, Tokenizer, chat_prompt, tool_format};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -120,11 +120,48 @@ struct Part {
 struct Message {
     role: String,
     content: Option<Content>,
+    /// An assistant turn's calls, as the client got them back.
+    #[serde(default)]
+    tool_calls: Vec<MessageCall>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageCall {
+    function: Function,
+}
+
+#[derive(Debug, Deserialize)]
+struct Function {
+    name: String,
+    /// OpenAI sends the arguments as a JSON string.
+    #[serde(default)]
+    arguments: serde_json::Value,
+}
+
+/// A tool on offer: `{"type": "function", "function": {name, description, parameters}}`.
+#[derive(Debug, Deserialize)]
+struct Tool {
+    #[serde(rename = "type")]
+    kind: String,
+    function: ToolFunction,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolFunction {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    parameters: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
 struct ChatRequest {
     messages: Vec<Message>,
+    #[serde(default)]
+    tools: Vec<Tool>,
+    #[serde(default)]
+    tool_choice: Option<serde_json::Value>,
     #[serde(flatten)]
     common: Common,
 }
@@ -161,6 +198,10 @@ pub struct Plan {
     pub stop: Vec<String>,
     pub stream: bool,
     pub include_usage: bool,
+    /// Tools were offered: replies that open with `<tool_call>` blocks come back as
+    /// `tool_calls` (parsed after generation, as vLLM's tool parsers do; nothing
+    /// constrains the sampling).
+    pub tools: bool,
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -210,14 +251,15 @@ pub fn chat(
             "`messages` is empty: send at least one message",
         ));
     }
+    let tools = offered_tools(&r)?;
     let mut msgs = Vec::new();
     for (i, m) in r.messages.iter().enumerate() {
         if !matches!(
             m.role.as_str(),
-            "system" | "user" | "assistant" | "developer"
+            "system" | "user" | "assistant" | "developer" | "tool"
         ) {
             return Err(ApiError::bad(format!(
-                "messages[{i}].role `{}` is not one of system, developer, user, assistant",
+                "messages[{i}].role `{}` is not one of system, developer, user, assistant, tool",
                 m.role
             )));
         }
@@ -243,6 +285,26 @@ pub fn chat(
         } else {
             &m.role
         };
+        // Calls and results in the format the model writes and reads them.
+        let mut text = if role == "tool" {
+            tool_format::tool_response(&text)
+        } else {
+            text
+        };
+        for (j, c) in m.tool_calls.iter().enumerate() {
+            let args = match &c.function.arguments {
+                serde_json::Value::String(s) => serde_json::from_str(s).map_err(|e| {
+                    ApiError::bad(format!(
+                        "messages[{i}].tool_calls[{j}].function.arguments is not JSON: {e}"
+                    ))
+                })?,
+                v => v.clone(),
+            };
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&tool_format::call_block(&c.function.name, &args));
+        }
         msgs.push(ChatMessage::new(role, &text));
     }
     if msgs[0].role != "system"
@@ -250,9 +312,21 @@ pub fn chat(
     {
         msgs.insert(0, ChatMessage::new("system", s));
     }
+    if !tools.is_empty() {
+        // The tool list goes into the system turn, after what the client said there.
+        let sys = msgs.iter_mut().find(|m| m.role == "system");
+        let list: String = tools.iter().map(String::as_str).collect();
+        match sys {
+            Some(m) => m.content = format!("{}\n\n{}{list}", m.content, tool_format::TOOLS_HEADER),
+            None => msgs.insert(
+                0,
+                ChatMessage::new("system", &format!("{}{list}", tool_format::TOOLS_HEADER)),
+            ),
+        }
+    }
     let text = chat_prompt(&msgs, true);
     let default = usize::MAX;
-    plan(
+    let mut p = plan(
         Kind::Chat,
         &text,
         r.common,
@@ -260,7 +334,48 @@ pub fn chat(
         tok,
         lim,
         fallback_seed,
-    )
+    )?;
+    if !tools.is_empty() && p.stream {
+        return Err(ApiError::bad(
+            "lav serve returns tool calls only whole: send the tools without `stream`",
+        ));
+    }
+    p.tools = !tools.is_empty();
+    Ok(p)
+}
+
+/// The tool list's lines, or none when `tool_choice` is `none`. Only `auto` and
+/// `none` are served: `required` and a named function need constrained decoding,
+/// which lav serve does not do (the local agent does, under its grammar).
+fn offered_tools(r: &ChatRequest) -> Result<Vec<String>, ApiError> {
+    match &r.tool_choice {
+        None => {}
+        Some(serde_json::Value::String(s)) if s == "auto" => {}
+        Some(serde_json::Value::String(s)) if s == "none" => return Ok(Vec::new()),
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "tool_choice {other} needs constrained decoding, which lav serve does not do: send \"auto\" or \"none\" (or drive the local agent, `lav agent`, which constrains calls with its grammar)"
+            )));
+        }
+    }
+    r.tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if t.kind != "function" {
+                return Err(ApiError::bad(format!(
+                    "tools[{i}].type is `{}`; lav serve offers `function` tools only",
+                    t.kind
+                )));
+            }
+            let f = &t.function;
+            Ok(tool_format::tool_line(
+                &f.name,
+                &f.description,
+                &tool_format::signature_with_formats(&f.parameters),
+            ))
+        })
+        .collect()
 }
 
 fn plan(
@@ -359,5 +474,6 @@ fn plan(
         stop,
         stream: c.stream,
         include_usage: c.stream_options.unwrap_or_default().include_usage,
+        tools: false,
     })
 }

@@ -286,6 +286,37 @@ impl Run {
     }
 }
 
+/// A chat reply's message: with tools on offer, `<tool_call>` blocks at its start
+/// become `tool_calls` (finish reason `tool_calls`); a malformed block stays text,
+/// so the client sees what the model wrote.
+fn chat_message(
+    text: &str,
+    reason: Option<&'static str>,
+    tools: bool,
+    choice: usize,
+) -> (Value, Option<&'static str>) {
+    let calls = if tools {
+        lav_model::tool_format::parse_calls(text).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if calls.is_empty() {
+        return (json!({"role": "assistant", "content": text}), reason);
+    }
+    let calls: Vec<Value> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(j, (name, args))| {
+            json!({"id": format!("call_{choice}_{j}"), "type": "function",
+                "function": {"name": name, "arguments": args.to_string()}})
+        })
+        .collect();
+    (
+        json!({"role": "assistant", "content": null, "tool_calls": calls}),
+        Some("tool_calls"),
+    )
+}
+
 /// The whole reply at once.
 async fn whole(mut run: Run) -> Result<Response, ApiError> {
     let mut texts = vec![String::new(); run.ids.len()];
@@ -308,12 +339,15 @@ async fn whole(mut run: Run) -> Result<Response, ApiError> {
         .map(|(i, text)| {
             let reason = run.finish[i];
             match run.plan.kind {
-                Kind::Chat => json!({
-                    "index": i,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": reason,
-                    "logprobs": null,
-                }),
+                Kind::Chat => {
+                    let (message, reason) = chat_message(&text, reason, run.plan.tools, i);
+                    json!({
+                        "index": i,
+                        "message": message,
+                        "finish_reason": reason,
+                        "logprobs": null,
+                    })
+                }
                 Kind::Completion => json!({
                     "index": i,
                     "text": text,

@@ -573,7 +573,7 @@ impl EvalLab {
         };
         let mut scene = Scene::new().with(Item::new(
             "curves",
-            "pass@k and pass^k: the formulas at the measured p (band: ± one SE), and each task's own trials averaged (points)",
+            "pass@k and pass^k: formula at p (band ± SE), tasks' own trials (points)",
             prov.clone(),
             Primitive::Plot(plot),
         ));

@@ -19,6 +19,9 @@ pub struct OpenAiCompatible {
     /// Sent when set; otherwise the endpoint's default (1.0 for OpenAI's API).
     pub temperature: Option<f32>,
     pub seed: Option<u64>,
+    /// A cap on each reply, sent when set (a small model left uncapped can ramble to
+    /// the end of its context).
+    pub max_tokens: Option<u64>,
 }
 
 impl OpenAiCompatible {
@@ -30,6 +33,7 @@ impl OpenAiCompatible {
             timeout: Duration::from_secs(120),
             temperature: None,
             seed: None,
+            max_tokens: None,
         }
     }
 
@@ -42,6 +46,9 @@ impl OpenAiCompatible {
         }
         if let Some(s) = self.seed {
             body["seed"] = json!(s);
+        }
+        if let Some(m) = self.max_tokens {
+            body["max_tokens"] = json!(m);
         }
         if !tools.is_empty() {
             body["tools"] = tools

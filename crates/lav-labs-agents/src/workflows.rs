@@ -140,6 +140,9 @@ impl Driver {
 /// its own seed, so the branches can differ.
 const VOTE_TEMPERATURE: f32 = 0.7;
 
+/// Tokens per reply at most when an endpoint drives (the local agent's own cap).
+const REPLY_TOKENS: u64 = 320;
+
 /// A [`Backend`] over a driver and the shop's tools: the orders database seeded
 /// afresh for every stage, so no stage sees another's side effects.
 pub struct Shop {
@@ -168,6 +171,8 @@ impl Backend for Shop {
                 // their own seeds.
                 l.temperature = Some(if variant > 0 { VOTE_TEMPERATURE } else { 0.0 });
                 l.seed = (variant > 0).then_some(variant);
+                // The local model's cap on a reply, so both drivers write as much.
+                l.max_tokens = Some(REPLY_TOKENS);
                 Box::new(l)
             }
         }

@@ -507,6 +507,16 @@ fn tools_and_tool_turns_go_through_lav_serve_and_calls_come_back_parsed() {
         .as_u64()
         .unwrap();
     assert!(p1 > p0 + 20, "{p0} {p1}");
+    // The same request again finds its prompt's full blocks in the engine's prefix
+    // cache (all but the last position, which must be computed for the logits), and
+    // says so as OpenAI does.
+    let again = post(a, "/v1/chat/completions", &with).json();
+    let block = lav_engine::block_manager::BLOCK_SIZE as u64;
+    assert_eq!(
+        again["usage"]["prompt_tokens_details"]["cached_tokens"],
+        (p1 - 1) / block * block,
+        "{again}"
+    );
     // `none` leaves the tools out of the prompt.
     let mut none = with.clone();
     none["tool_choice"] = json!("none");
@@ -536,4 +546,68 @@ fn tools_and_tool_turns_go_through_lav_serve_and_calls_come_back_parsed() {
     let r = post(a, "/v1/chat/completions", &bad);
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("is not JSON"), "{}", r.body);
+}
+
+/// The context-engineering lab driven by `lav serve`: every view of the long audit
+/// is also sent to the server, and the prefix step shows the cached tokens the
+/// engine reported for each, in whole KV blocks, the first view (a fresh server)
+/// finding none and each later one reusing the previous view's blocks.
+#[test]
+fn the_context_lab_reads_lav_serves_prefix_cache_per_view() {
+    let s = serve(&[]);
+    let out = Command::new(LAV)
+        .args([
+            "lab",
+            "context-engineering",
+            "--step",
+            "prefix",
+            "--set",
+            "driver=live: the endpoint",
+            "--llm-url",
+            &format!("http://{}/v1", s.addr),
+            "--llm-model",
+            MODEL,
+            "--text",
+        ])
+        .output()
+        .expect("run lav lab");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = "## Prefix-cache hits the endpoint reported per view: ";
+    let i = text.find(head).unwrap_or_else(|| panic!("{text}"));
+    let rest = &text[i + head.len()..];
+    let nums: Vec<u64> = rest
+        .split_whitespace()
+        .take(3)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (served, prompts) = (nums[0], nums[1]);
+    let ticks: Vec<u64> = rest
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("tick "))
+        .map(|l| {
+            l.split('\t')
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(ticks.len() >= 5, "{text}");
+    assert_eq!(ticks.iter().sum::<u64>(), served);
+    assert_eq!(ticks[0], 0, "{text}");
+    let block = lav_engine::block_manager::BLOCK_SIZE as u64;
+    for (k, t) in ticks.iter().enumerate().skip(1) {
+        assert!(*t > 0 && t % block == 0, "tick {}: {t}\n{text}", k + 1);
+    }
+    // The audit only appends: most of every later prompt is the one before.
+    assert!(served * 2 > prompts, "{served} of {prompts}\n{text}");
 }

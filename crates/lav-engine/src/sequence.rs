@@ -79,6 +79,8 @@ pub struct Sequence {
     computed: usize,
     params: SamplingParams,
     preemptions: u32,
+    /// Leading prompt positions the prefix cache held when it first started.
+    prefix_hit: Option<usize>,
 }
 
 impl Sequence {
@@ -94,6 +96,7 @@ impl Sequence {
             computed: 0,
             params,
             preemptions: 0,
+            prefix_hit: None,
         }
     }
 
@@ -120,6 +123,12 @@ impl Sequence {
 
     pub fn output(&self) -> &[u32] {
         &self.tokens[self.prompt_len..]
+    }
+
+    /// Prompt positions found in the prefix cache when it first started (what an
+    /// OpenAI-style server reports as `cached_tokens`); None before it starts.
+    pub fn prefix_hit(&self) -> Option<usize> {
+        self.prefix_hit
     }
 
     /// Positions whose K/V are in the cache.
@@ -156,6 +165,8 @@ impl Sequence {
             Status::Waiting | Status::Preempted => {
                 self.status = Status::Running;
                 self.computed = cached.min(self.tokens.len() - 1);
+                self.prefix_hit
+                    .get_or_insert(self.computed.min(self.prompt_len));
                 Ok(())
             }
             _ => self.refuse("start"),

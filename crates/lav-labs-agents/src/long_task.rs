@@ -53,6 +53,10 @@ pub struct AuditRun {
     /// Per view: tokens it shares from the start with the one before (what a prefix
     /// cache could reuse), counted on the prompt the local model would read.
     pub shared_prefix: Vec<usize>,
+    /// Per view: the tokens of that prompt (the view as the local model reads it,
+    /// its worked examples included), what `shared_prefix` is a part of.
+    #[serde(default)]
+    pub prompt_tokens: Vec<usize>,
     pub stop: Stop,
     pub answer: Option<String>,
     /// The item the database holds for the asked order.
@@ -64,6 +68,14 @@ pub struct AuditRun {
     pub sub_usage: Usage,
     pub ticks: usize,
     pub seconds: f64,
+    /// Per view, the prompt tokens an endpoint's prefix cache served when the view
+    /// was sent to it (as `usage.prompt_tokens_details.cached_tokens`; None where it
+    /// did not say). Empty unless the audit ran against an endpoint.
+    #[serde(default)]
+    pub engine_cached: Vec<Option<u64>>,
+    /// Per view, the prompt tokens the endpoint counted for it.
+    #[serde(default)]
+    pub engine_prompt: Vec<u64>,
 }
 
 /// The scripted auditor: a lookup per order (or a delegation), a note after each
@@ -77,6 +89,11 @@ struct Auditor<'a> {
     count_ids: Ids,
     last_ids: Vec<u32>,
     shared: Vec<usize>,
+    lens: Vec<usize>,
+    /// An endpoint each view is also sent to (one token back), to read what its
+    /// prefix cache served.
+    probe: Option<&'a mut dyn Llm>,
+    probed: Vec<(Option<u64>, u64)>,
 }
 
 fn call(id: String, name: &str, arguments: serde_json::Value) -> ToolCall {
@@ -111,7 +128,13 @@ impl Llm for Auditor<'_> {
             .take_while(|(a, b)| a == b)
             .count();
         self.shared.push(same);
+        self.lens.push(ids.len());
         self.last_ids = ids;
+        if let Some(p) = self.probe.as_mut() {
+            let r = p.next(view, tools)?;
+            self.probed
+                .push((r.usage().cached_tokens, r.usage().input_tokens));
+        }
         let scripted = |calls| Reply::Calls {
             text: String::new(),
             calls,
@@ -218,6 +241,19 @@ pub fn audit(
     count: Arc<dyn Counter>,
     ids: Ids,
 ) -> Result<AuditRun, String> {
+    audit_probed(setup, answerer, summarizer, None, count, ids)
+}
+
+/// [`audit`], each view also sent to `probe` (an endpoint asked for one token) to
+/// read its prefix-cache hits.
+pub fn audit_probed<'a>(
+    setup: Setup,
+    answerer: &'a mut dyn Llm,
+    summarizer: &mut dyn Llm,
+    probe: Option<&'a mut dyn Llm>,
+    count: Arc<dyn Counter>,
+    ids: Ids,
+) -> Result<AuditRun, String> {
     let t = std::time::Instant::now();
     let expected = item_of(ASKED)?;
     let dir = tempfile_dir()?;
@@ -262,6 +298,9 @@ pub fn audit(
         count_ids: ids,
         last_ids: Vec::new(),
         shared: Vec::new(),
+        lens: Vec::new(),
+        probe,
+        probed: Vec::new(),
     };
     let (run, views) = {
         let mut m = Managed::new(&mut auditor, count, policy).with_summarizer(summarizer);
@@ -298,6 +337,9 @@ pub fn audit(
         setup,
         views,
         shared_prefix: auditor.shared,
+        prompt_tokens: auditor.lens,
+        engine_cached: auditor.probed.iter().map(|p| p.0).collect(),
+        engine_prompt: auditor.probed.iter().map(|p| p.1).collect(),
         stop: run.stop,
         answer: run.answer.clone(),
         expected,
@@ -334,6 +376,34 @@ pub fn audit_local(
     summarizer.max_tokens = 160;
     let (count, ids) = counters(tok);
     audit(setup, &mut answerer, &mut summarizer, count, ids)
+}
+
+/// The audit against an OpenAI-compatible endpoint (`lav serve`, vLLM, …): the
+/// endpoint writes the summaries and the answer, and every view is also sent to it
+/// for one token, to read the prompt tokens its prefix cache served. `tok` counts as
+/// the manager does (the local model's tokenizer).
+pub fn audit_endpoint(
+    setup: Setup,
+    url: &str,
+    model: &str,
+    tok: Arc<lav_model::Tokenizer>,
+) -> Result<AuditRun, String> {
+    let client = |max: u64| {
+        let mut c = lav_agent::OpenAiCompatible::new(url, model);
+        c.temperature = Some(0.0);
+        c.max_tokens = Some(max);
+        c
+    };
+    let (mut answerer, mut summarizer, mut probe) = (client(60), client(160), client(1));
+    let (count, ids) = counters(tok);
+    audit_probed(
+        setup,
+        &mut answerer,
+        &mut summarizer,
+        Some(&mut probe),
+        count,
+        ids,
+    )
 }
 
 /// A fresh folder for one audit's notes file.

@@ -441,6 +441,55 @@ fn the_mask_equals_a_token_by_token_check_inside_constrained_values() {
     }
 }
 
+#[test]
+fn every_worked_example_is_written_as_the_grammar_makes_the_model_write_it() {
+    use lav_agent_types::{ToolCall, Tools};
+    use lav_grammar::{Grammar, Matcher, ToolChoice};
+    use std::sync::Arc;
+    let mut specs = lav_tools::Calculator.list();
+    specs.extend(lav_tools::Orders::seeded().unwrap().list());
+    specs.push(lav_tools::DocsSearch::spec());
+    // The examples' customers are on purpose not the shop's, which the schema names
+    // outright: here they are held to the shape a larger shop's schema gives.
+    for s in specs.iter_mut().filter(|s| s.name == "list_orders") {
+        s.input_schema["properties"]["customer"] = serde_json::json!({"type": "string", "pattern": "^[A-Z][a-z]+( [A-Z][a-z]+){1,3}$", "maxLength": 60});
+    }
+    let g = Arc::new(Grammar::tool_reply(&specs, ToolChoice::Required, 1));
+    let accepts = |text: &str| {
+        let mut m = Matcher::new(g.clone());
+        m.advance_bytes(text.as_bytes()) && m.accepting()
+    };
+    assert_eq!(lav_local::EXAMPLES.len(), 19);
+    for (tool, question, args, ..) in lav_local::EXAMPLES {
+        let call = ToolCall {
+            id: String::new(),
+            name: tool.to_string(),
+            arguments: serde_json::from_str(args).unwrap(),
+        };
+        let block = lav_local::call_block(&call, &specs);
+        assert!(accepts(&block), "{question}: {block}");
+        // serde's own form (keys sorted, no spaces), which the prompt used to show,
+        // is one the grammar never lets the model write.
+        let serde_form = format!(
+            "<tool_call>\n{}\n</tool_call>",
+            serde_json::json!({"name": tool, "arguments": call.arguments})
+        );
+        assert!(!accepts(&serde_form), "{question}: {serde_form}");
+    }
+    // Required properties come first, in `required` order, whatever the map's order.
+    let call = ToolCall {
+        id: String::new(),
+        name: "search_docs".into(),
+        arguments: serde_json::json!({"retriever": "bm25", "k": 2, "query": "kv cache"}),
+    };
+    let block = lav_local::call_block(&call, &specs);
+    assert_eq!(
+        block,
+        "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": {\"query\": \"kv cache\", \"k\": 2, \"retriever\": \"bm25\"}}\n</tool_call>"
+    );
+    assert!(accepts(&block));
+}
+
 /// The rule, computed here from a node tree's own times (independently of
 /// `Node::rule_seconds`).
 fn rule_by_hand(n: &lav_agent::workflow::Node) -> f64 {
@@ -661,6 +710,7 @@ fn context_engineering_shows_the_recorded_budgets_as_the_manager_counted_them() 
             assert_eq!(a, b, "{:?}", r.setup);
             assert_eq!(again.stop, r.stop);
             assert_eq!(again.shared_prefix, r.shared_prefix);
+            assert_eq!(again.prompt_tokens, r.prompt_tokens);
         } else {
             // With compaction no view the model was sent passed the limit.
             assert!(

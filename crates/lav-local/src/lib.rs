@@ -246,14 +246,14 @@ pub const EXAMPLES: &[(&str, &str, &str, &str, &str)] = &[
         "What is the status of order 1234?",
         r#"{"order_id": 1234}"#,
         r#"{"customer":"Jane Doe","id":1234,"item":"desk","placed_on":"2026-11-01","quantity":1,"status":"placed","total":"150.00"}"#,
-        "Order 1234 is placed.",
+        "The status of order 1234 is placed.",
     ),
     (
         "get_order",
         "What item is in order 1240?",
         r#"{"order_id": 1240}"#,
         r#"{"customer":"Tom Reed","id":1240,"item":"floor lamp","placed_on":"2026-10-12","quantity":1,"status":"shipped","total":"89.00"}"#,
-        "Order 1240 is a floor lamp.",
+        "The item in order 1240 is a floor lamp.",
     ),
     (
         "get_order",
@@ -279,23 +279,23 @@ pub const EXAMPLES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "list_orders",
         "What did Tom Reed order most recently?",
-        r#"{"customer": "Tom Reed"}"#,
-        r#"[{"customer":"Tom Reed","id":1240,"item":"floor lamp","placed_on":"2026-10-12","quantity":1,"status":"shipped","total":"89.00"},{"customer":"Tom Reed","id":1233,"item":"rug","placed_on":"2026-08-01","quantity":1,"status":"delivered","total":"120.00"}]"#,
-        "Tom Reed's most recent order is 1240, a floor lamp.",
+        r#"{"customer": "Tom Reed", "limit": 1}"#,
+        r#"[{"customer":"Tom Reed","id":1252,"item":"bookshelf","placed_on":"2026-10-12","quantity":1,"status":"shipped","total":"89.00"}]"#,
+        "Tom Reed's most recent order is a bookshelf.",
     ),
     (
         "list_orders",
         "What is Mia Park's latest order?",
-        r#"{"customer": "Mia Park"}"#,
-        r#"[{"customer":"Mia Park","id":1241,"item":"backpack","placed_on":"2026-11-15","quantity":1,"status":"placed","total":"59.00"},{"customer":"Mia Park","id":1236,"item":"notebook","placed_on":"2026-09-03","quantity":4,"status":"delivered","total":"16.00"}]"#,
-        "Mia Park's latest order is 1241, a backpack.",
+        r#"{"customer": "Mia Park", "limit": 1}"#,
+        r#"[{"customer":"Mia Park","id":1251,"item":"backpack","placed_on":"2026-11-15","quantity":1,"status":"placed","total":"59.00"}]"#,
+        "Mia Park's latest order is a backpack.",
     ),
     (
         "list_orders",
         "Show me Sam Lee's newest order.",
-        r#"{"customer": "Sam Lee"}"#,
-        r#"[{"customer":"Sam Lee","id":1238,"item":"chair","placed_on":"2026-11-20","quantity":2,"status":"placed","total":"240.00"}]"#,
-        "Sam Lee's newest order is 1238, two chairs.",
+        r#"{"customer": "Sam Lee", "limit": 1}"#,
+        r#"[{"customer":"Sam Lee","id":1253,"item":"bike helmet","placed_on":"2026-11-24","quantity":1,"status":"placed","total":"64.00"}]"#,
+        "Sam Lee's newest order is a bike helmet.",
     ),
     (
         "search_docs",
@@ -347,7 +347,10 @@ pub fn likeness(a: &str, b: &str) -> f64 {
 }
 
 /// How many worked exchanges [`PromptStyle::Selected`] shows.
-pub const SELECTED: usize = 3;
+/// Two beat one and three on the labelled arithmetic and order tasks (22/26 against
+/// 21/26 each, `lav bench --agent-tasks`): one example teaches a single answer
+/// shape, three mix shapes the model then blends.
+pub const SELECTED: usize = 2;
 
 /// The examples [`PromptStyle::Selected`] shows for `question` with `tools`: the
 /// [`SELECTED`] most alike among those whose tool is present (the earlier among
@@ -447,11 +450,14 @@ pub fn system_prompt(base: &str, tools: &[ToolSpec], style: PromptStyle) -> Stri
             .iter()
             .filter_map(|t| {
                 example_arguments(&t.input_schema).map(|args| {
-                    call_block(&ToolCall {
-                        id: String::new(),
-                        name: t.name.clone(),
-                        arguments: args,
-                    })
+                    call_block(
+                        &ToolCall {
+                            id: String::new(),
+                            name: t.name.clone(),
+                            arguments: args,
+                        },
+                        tools,
+                    )
                 })
             })
             .collect();
@@ -484,9 +490,15 @@ pub fn example_arguments(schema: &serde_json::Value) -> Option<serde_json::Value
 
 pub use lav_model::tool_format::{signature, signature_with_formats};
 
-/// A tool call as the model writes it (and reads it back in the transcript).
-pub fn call_block(call: &ToolCall) -> String {
-    tool_format::call_block(&call.name, &call.arguments)
+/// A tool call as the model writes it (and reads it back in the transcript), its
+/// arguments in the grammar's order for the tool of that name in `tools`.
+pub fn call_block(call: &ToolCall, tools: &[ToolSpec]) -> String {
+    let schema = tools
+        .iter()
+        .find(|t| t.name == call.name)
+        .map(|t| &t.input_schema)
+        .unwrap_or(&serde_json::Value::Null);
+    tool_format::call_block(&call.name, &call.arguments, schema)
 }
 
 /// Reads a reply: `<tool_call>` blocks become calls (ids `call_<n>_<i>`), anything
@@ -505,7 +517,7 @@ pub fn parse_reply(text: &str, n: u64) -> Result<Vec<ToolCall>, String> {
 
 /// One worked exchange as chat turns: the question, the call, the tool's result and
 /// the answer in text (as the model answers after a result, see `next`).
-fn worked(msgs: &mut Vec<ChatMessage>, e: &(&str, &str, &str, &str, &str)) {
+fn worked(msgs: &mut Vec<ChatMessage>, e: &(&str, &str, &str, &str, &str), tools: &[ToolSpec]) {
     let (tool, q, args, result, answer) = *e;
     let call = ToolCall {
         id: String::new(),
@@ -513,7 +525,7 @@ fn worked(msgs: &mut Vec<ChatMessage>, e: &(&str, &str, &str, &str, &str)) {
         arguments: serde_json::from_str(args).unwrap_or_default(),
     };
     msgs.push(ChatMessage::new("user", q));
-    msgs.push(ChatMessage::new("assistant", &call_block(&call)));
+    msgs.push(ChatMessage::new("assistant", &call_block(&call, tools)));
     msgs.push(ChatMessage::new(
         "tool",
         &tool_format::tool_response(result),
@@ -569,11 +581,14 @@ impl LocalLlm {
             let answers = tools.iter().any(|t| t.name == ANSWER);
             let say = |text: &str| {
                 if answers {
-                    call_block(&ToolCall {
-                        id: String::new(),
-                        name: ANSWER.into(),
-                        arguments: serde_json::json!({ "text": text }),
-                    })
+                    call_block(
+                        &ToolCall {
+                            id: String::new(),
+                            name: ANSWER.into(),
+                            arguments: serde_json::json!({ "text": text }),
+                        },
+                        tools,
+                    )
                 } else {
                     text.to_string()
                 }
@@ -586,7 +601,7 @@ impl LocalLlm {
                     .iter()
                     .filter(|e| tools.iter().any(|t| t.name == e.0));
                 for e in chosen {
-                    worked(&mut msgs, e);
+                    worked(&mut msgs, e, tools);
                 }
                 if !tools.is_empty() {
                     msgs.push(ChatMessage::new("user", "Hi there!"));
@@ -604,7 +619,7 @@ impl LocalLlm {
                     &say("Hello! How can I help you today?"),
                 ));
                 for e in select_examples(&m.content, tools) {
-                    worked(&mut msgs, e);
+                    worked(&mut msgs, e, tools);
                 }
             }
             let (role, content) = match m.role {
@@ -616,7 +631,7 @@ impl LocalLlm {
                         if !c.is_empty() {
                             c.push('\n');
                         }
-                        c.push_str(&call_block(call));
+                        c.push_str(&call_block(call, tools));
                     }
                     ("assistant", c)
                 }

@@ -5,7 +5,7 @@
 //! serve` both write and read calls through this module, so a model sees the same
 //! format whichever of them drives it.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The system turn's instructions before the tool list.
 pub const TOOLS_HEADER: &str = "You can call tools. To call one, reply with\n<tool_call>\n{\"name\": \"<tool>\", \"arguments\": {<arguments as JSON>}}\n</tool_call>\nTools:\n";
@@ -15,12 +15,61 @@ pub fn tool_line(name: &str, description: &str, signature: &str) -> String {
     format!("- {name}({signature}): {description}\n")
 }
 
-/// A tool call as the model writes it (and reads it back in the transcript).
-pub fn call_block(name: &str, arguments: &Value) -> String {
-    format!(
-        "<tool_call>\n{}\n</tool_call>",
-        json!({"name": name, "arguments": arguments})
-    )
+/// A tool call as the tool grammar makes the model write it: `{"name": …,
+/// "arguments": …}` with `", "` and `": "` between items and the arguments in the
+/// grammar's order ([`canonical`] with the tool's `schema`; `Value::Null` when
+/// unknown). Worked examples and earlier calls in the transcript are written this
+/// way because a small model copies the form it reads: sorted, unspaced JSON
+/// (serde's own) taught it a shape the grammar then had to override.
+pub fn call_block(name: &str, arguments: &Value, schema: &Value) -> String {
+    let mut s = String::from("<tool_call>\n{\"name\": ");
+    s.push_str(&Value::String(name.to_string()).to_string());
+    s.push_str(", \"arguments\": ");
+    canonical(arguments, schema, &mut s);
+    s.push_str("}\n</tool_call>");
+    s
+}
+
+/// `v` as JSON in the tool grammar's canonical form: `", "` and `": "` separators;
+/// an object's properties that `schema` requires first, in its `required` order,
+/// then the others by name.
+pub fn canonical(v: &Value, schema: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_by_key(|k| {
+                (
+                    required.iter().position(|r| r == k).unwrap_or(usize::MAX),
+                    k.as_str(),
+                )
+            });
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push_str(": ");
+                canonical(&m[k.as_str()], &schema["properties"][k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                canonical(x, &schema["items"], out);
+            }
+            out.push(']');
+        }
+        v => out.push_str(&v.to_string()),
+    }
 }
 
 /// A tool's result as the model reads it.

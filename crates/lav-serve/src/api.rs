@@ -303,7 +303,13 @@ pub fn chat(
             if !text.is_empty() {
                 text.push('\n');
             }
-            text.push_str(&tool_format::call_block(&c.function.name, &args));
+            let schema = r
+                .tools
+                .iter()
+                .find(|t| t.function.name == c.function.name)
+                .map(|t| &t.function.parameters)
+                .unwrap_or(&serde_json::Value::Null);
+            text.push_str(&tool_format::call_block(&c.function.name, &args, schema));
         }
         msgs.push(ChatMessage::new(role, &text));
     }

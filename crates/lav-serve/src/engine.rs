@@ -20,8 +20,20 @@ use tokio::sync::{mpsc as tmpsc, oneshot};
 /// runs one sequence per choice).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Token { index: usize, token: u32 },
-    Done { index: usize, finish: Finish },
+    /// The choice's first token is coming: `cached` prompt tokens came from the
+    /// engine's prefix cache (no prefill for them).
+    Started {
+        index: usize,
+        cached: usize,
+    },
+    Token {
+        index: usize,
+        token: u32,
+    },
+    Done {
+        index: usize,
+        finish: Finish,
+    },
     Failed(String),
 }
 
@@ -109,6 +121,8 @@ impl EngineHandle {
 struct Sub {
     index: usize,
     events: tmpsc::UnboundedSender<Event>,
+    /// Whether [`Event::Started`] went out.
+    started: bool,
 }
 
 /// Finished requests whose timestamps `/metrics` summarises: the most recent ones,
@@ -202,6 +216,7 @@ impl Engine {
                 Sub {
                     index,
                     events: events.clone(),
+                    started: false,
                 },
             );
             ids.push(id);
@@ -252,7 +267,23 @@ impl Engine {
                 self.busy_seconds += r.seconds;
                 self.preemptions += r.batch.preempted.len();
                 for (id, token) in r.tokens {
-                    if let Some(s) = self.subs.get(&id) {
+                    if let Some(s) = self.subs.get_mut(&id) {
+                        if !s.started {
+                            s.started = true;
+                            let cached = self
+                                .runner
+                                .scheduler()
+                                .running()
+                                .iter()
+                                .chain(&r.finished)
+                                .find(|q| q.id() == id)
+                                .and_then(Sequence::prefix_hit)
+                                .unwrap_or(0);
+                            let _ = s.events.send(Event::Started {
+                                index: s.index,
+                                cached,
+                            });
+                        }
                         let _ = s.events.send(Event::Token {
                             index: s.index,
                             token,

@@ -126,9 +126,8 @@ impl Tools for Orders {
             },
             ToolSpec {
                 name: "list_orders".into(),
-                description:
-                    "Lists a customer's orders, newest first, by the customer's full name.".into(),
-                input_schema: json!({"type": "object", "properties": {"customer": name}, "required": ["customer"], "additionalProperties": false}),
+                description: "Lists a customer's orders, newest first, by the customer's full name; `limit` 1 gives only the latest.".into(),
+                input_schema: json!({"type": "object", "properties": {"customer": name, "limit": {"type": "integer", "minimum": 1, "maximum": 20, "examples": [1]}}, "required": ["customer"], "additionalProperties": false}),
             },
             ToolSpec {
                 name: "cancel_order".into(),
@@ -146,12 +145,24 @@ impl Tools for Orders {
                 .order(id)
                 .and_then(|o| o.ok_or_else(|| format!("there is no order {id}")))
                 .map(|o| json!(o)),
-            ("list_orders", _, Some(c)) => self.orders_of(c).and_then(|v| {
+            ("list_orders", _, Some(c)) => self.orders_of(c).and_then(|mut v| {
                 if v.is_empty() {
-                    Err(format!("no orders for a customer named {c:?}"))
-                } else {
-                    Ok(json!(v))
+                    return Err(format!("no orders for a customer named {c:?}"));
                 }
+                // A limit keeps the newest few: a long list is where a small model
+                // picks the wrong entry.
+                match call.arguments.get("limit") {
+                    None | Some(Value::Null) => {}
+                    Some(l) => match l.as_u64() {
+                        Some(n @ 1..) => v.truncate(n as usize),
+                        _ => {
+                            return Err(format!(
+                                "list_orders takes `limit` as a whole number of at least 1, got {l}"
+                            ));
+                        }
+                    },
+                }
+                Ok(json!(v))
             }),
             ("cancel_order", Some(id), _) => self.cancel(id).map(|o| json!(o)),
             ("get_order" | "cancel_order", None, _) => {

@@ -38,6 +38,21 @@ fn lookups_and_cancellation_follow_the_data() {
         .map(|o| o["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [1009, 1002, 1001], "newest first");
+    // A limit keeps the newest: `limit` 1 is the latest order alone.
+    let (latest, err) = call(
+        &mut db,
+        "list_orders",
+        json!({"customer": "Ada Byron", "limit": 1}),
+    );
+    assert!(!err);
+    assert_eq!(latest.as_array().map(Vec::len), Some(1));
+    assert_eq!(latest[0]["id"], 1009);
+    let (two, _) = call(
+        &mut db,
+        "list_orders",
+        json!({"customer": "Ada Byron", "limit": 2}),
+    );
+    assert_eq!(two.as_array().map(Vec::len), Some(2));
     let (o, err) = call(&mut db, "cancel_order", json!({"order_id": 1004}));
     assert!(!err && o["status"] == "cancelled");
     let (e, err) = call(&mut db, "cancel_order", json!({"order_id": 1003}));
@@ -70,6 +85,11 @@ fn bad_arguments_and_injection_are_error_results() {
             "no orders for a customer named",
         ),
         ("list_orders", json!({}), "needs a string `customer`"),
+        (
+            "list_orders",
+            json!({"customer": "Ada Byron", "limit": 0}),
+            "`limit` as a whole number of at least 1",
+        ),
         ("drop_tables", json!({}), "no tool named drop_tables"),
     ] {
         let (v, err) = call(&mut db, name, args);

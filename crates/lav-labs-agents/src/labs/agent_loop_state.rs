@@ -81,13 +81,13 @@ pub struct Counted {
 
 /// The assistant turn as [`LocalLlm::prompt`] renders it back: text, then each call's
 /// block on its own line.
-pub fn reply_text(text: &str, calls: &[ToolCall]) -> String {
+pub fn reply_text(text: &str, calls: &[ToolCall], tools: &[ToolSpec]) -> String {
     let mut s = text.to_string();
     for c in calls {
         if !s.is_empty() {
             s.push('\n');
         }
-        s.push_str(&call_block(c));
+        s.push_str(&call_block(c, tools));
     }
     s
 }
@@ -102,7 +102,7 @@ impl Llm for Counted {
         let mut r = self.inner.next(state, tools)?;
         let out = match &r {
             Reply::Final { text, .. } => count(text),
-            Reply::Calls { text, calls, .. } => count(&reply_text(text, calls)),
+            Reply::Calls { text, calls, .. } => count(&reply_text(text, calls, tools)),
         };
         let u = Usage {
             input_tokens: input,
@@ -532,7 +532,7 @@ mod tests {
             let wrote = after.usage.output_tokens - before.usage.output_tokens;
             assert_eq!(
                 wrote,
-                count(&reply_text(&reply.content, &reply.tool_calls)),
+                count(&reply_text(&reply.content, &reply.tool_calls, &r.tools)),
                 "tick {i}: output"
             );
         }

@@ -6,7 +6,9 @@
 //! overflows, what it costs and whether the model's answer is right. Recorded runs
 //! play back; live runs use this machine's model.
 
-use super::{Context, LIVE, RECORDED, driver_maker};
+use super::{
+    Context, ENDPOINT, Endpoint, RECORDED, driver_maker, driver_names, live_prov, live_who,
+};
 use crate::context_failures::{self, ModeRun};
 use crate::long_task::{self, AuditRun, Setup};
 use lav_lab::items::{bar, bars, sig, table, text};
@@ -64,6 +66,12 @@ pub fn setups(model_window: usize) -> Vec<Setup> {
 }
 
 pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
+    open_with(ctx, None)
+}
+
+/// The lab with an OpenAI-compatible endpoint offered as a driver: it writes the
+/// summaries and answers, and its prefix cache's hits are read per view.
+pub fn open_with(ctx: &Context, endpoint: Option<Endpoint>) -> Result<Box<dyn Lab>> {
     let path = ctx.dir.join(RECORDING);
     let rec: Recording = serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| {
         LabError::Input(format!(
@@ -87,7 +95,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
         driver: Control::choice(
             "driver",
             "Who drives the model",
-            &[RECORDED, LIVE],
+            &driver_names(&endpoint),
             RECORDED,
         ),
         window: Control::choice("window", "Context window", &names, names[0]),
@@ -126,6 +134,7 @@ pub fn open(ctx: &Context) -> Result<Box<dyn Lab>> {
             rec,
             model_window,
             loader: ctx.loader.clone(),
+            endpoint,
             live: Job::default(),
             failures,
             dir: ctx.dir.clone(),
@@ -159,11 +168,14 @@ struct ContextLab {
     rec: Recording,
     model_window: usize,
     loader: Arc<dyn Loader>,
-    live: Job<Setup, AuditRun>,
+    endpoint: Option<Endpoint>,
+    /// Live audits by (driver, setup).
+    live: Job<(String, Setup), AuditRun>,
     failures: context_failures::Recording,
     dir: std::path::PathBuf,
     /// A mode's failing and fixed runs, live, by mode.
-    live_modes: Job<String, Vec<ModeRun>>,
+    /// A mode's failing and fixed runs, live, by (driver, mode).
+    live_modes: Job<(String, String), Vec<ModeRun>>,
 }
 
 impl LabState for ContextLab {
@@ -208,24 +220,32 @@ impl ContextLab {
             return Ok(Ok((r, prov)));
         }
         let loader = self.loader.clone();
-        let state = self.live.get(&setup, move |p| {
+        let driver = v.text(&self.c.driver).to_string();
+        let endpoint = self.endpoint.clone().filter(|_| driver == ENDPOINT);
+        let state = self.live.get(&(driver.clone(), setup), move |p| {
             p.set(
                 0,
                 1,
                 "the audit, with the model writing summaries and the answer",
             );
-            let model = loader.model().lab()?;
             let tok = loader.tokenizer().lab()?;
-            let trie = Arc::new(lav_local::vocab_trie(&tok));
-            long_task::audit_local(setup, model, tok, trie, &loader.model_name())
-                .map_err(LabError::Input)
+            match endpoint {
+                Some(e) => long_task::audit_endpoint(setup, &e.url, &e.model, tok),
+                None => {
+                    let model = loader.model().lab()?;
+                    let trie = Arc::new(lav_local::vocab_trie(&tok));
+                    long_task::audit_local(setup, model, tok, trie, &loader.model_name())
+                }
+            }
+            .map_err(LabError::Input)
         })?;
         match state {
             JobState::Running(p) => Ok(Err(progress_item("progress", "Running the audit", p))),
             JobState::Ready(r) => Ok(Ok((
                 r.clone(),
                 Provenance::model(format!(
-                    "{} under lav's runtime, run now; tokens counted by its tokenizer",
+                    "{}, run now; tokens counted by {}'s tokenizer",
+                    live_who(&self.loader, &self.endpoint, &driver),
                     self.loader.model_name()
                 )),
             ))),
@@ -396,9 +416,10 @@ impl ContextLab {
             ));
             return Ok(Ok((runs, prov)));
         }
-        let key = mode.name.to_string();
+        let which = v.text(&self.c.driver).to_string();
+        let key = (which.clone(), mode.name.to_string());
         if self.live_modes.ready(&key).is_none() {
-            let driver = driver_maker(&self.loader, &None, LIVE);
+            let driver = driver_maker(&self.loader, &self.endpoint, &which);
             let dir = self.dir.clone();
             let state = self.live_modes.get(&key, move |p| {
                 p.set(0, 2, "loading the model");
@@ -428,13 +449,7 @@ impl ContextLab {
             }
         }
         let runs = self.live_modes.ready(&key).expect("ready").clone();
-        Ok(Ok((
-            runs,
-            Provenance::model(format!(
-                "{} under lav's tool grammar, run now",
-                self.loader.model_name()
-            )),
-        )))
+        Ok(Ok((runs, live_prov(&self.loader, &self.endpoint, &which))))
     }
 
     fn failures(&mut self, v: &Values) -> Result<Scene> {
@@ -555,15 +570,41 @@ impl ContextLab {
             prov.label()
         ));
         let total: usize = run.shared_prefix.iter().sum();
-        let sent: usize = run.views.iter().map(|v| v.budget.total()).sum();
-        Ok(Scene::new()
+        let prompts: usize = run.prompt_tokens.iter().sum();
+        let mut scene = Scene::new();
+        // Against an endpoint every view was also sent to it: what its prefix cache
+        // served is the engine's own count, beside the tokenizer's upper bound.
+        if !run.engine_cached.is_empty() {
+            let served: u64 = run.engine_cached.iter().flatten().sum();
+            let counted: u64 = run.engine_prompt.iter().sum();
+            scene.push(bars(
+                "engine",
+                &format!(
+                    "Prefix-cache hits the endpoint reported per view: {served} of {counted} prompt tokens"
+                ),
+                prov.clone(),
+                "tokens",
+                run.engine_cached
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        bar(
+                            format!("tick {}", i + 1),
+                            n.unwrap_or(0) as f64,
+                            Role::Token,
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        Ok(scene
             .with(bars(
                 "shared",
                 &format!(
-                    "Reusable prefix per tick ({}): {} of {} tokens sent",
+                    "Reusable prefix per tick ({}): {} of {} prompt tokens",
                     if stable { "stable parts first" } else { "notes first" },
                     total,
-                    sent
+                    prompts
                 ),
                 reuse.clone(),
                 "tokens",
@@ -574,12 +615,20 @@ impl ContextLab {
                     .collect(),
             ))
             .with(text(
-                "engine",
+                "backend",
                 "Prefix-cache hits reported by the backend",
                 prov,
-                match run.views.iter().filter_map(|v| v.cached).max() {
-                    Some(c) => format!("the backend reported up to {c} cached input tokens on a call"),
-                    None => "unavailable: the scripted moves make no model call until the answer, and the backend reports cache hits only for its own calls (`lav serve` will report them per request)".into(),
+                if !run.engine_cached.is_empty() {
+                    if run.engine_cached.iter().all(Option::is_none) {
+                        "unavailable: the endpoint's replies carry no usage.prompt_tokens_details.cached_tokens".into()
+                    } else {
+                        "each view was also sent to the endpoint for one token; the bars above are the cached_tokens it reported (block-sized steps: an engine caches whole KV blocks)".into()
+                    }
+                } else {
+                    match run.views.iter().filter_map(|v| v.cached).max() {
+                        Some(c) => format!("the backend reported up to {c} cached input tokens on a call"),
+                        None => "unavailable: the scripted moves make no model call until the answer; drive it with an endpoint (`lav lab context-engineering --llm-url URL`, e.g. `lav serve`) to read an engine's prefix-cache hits per view".into(),
+                    }
                 },
             )))
     }

@@ -72,16 +72,27 @@ pub(crate) fn driver_maker(
 }
 
 /// Who drives a live run, in words, without loading anything.
+pub(crate) fn live_who(
+    loader: &Arc<dyn Loader>,
+    endpoint: &Option<Endpoint>,
+    which: &str,
+) -> String {
+    match (endpoint, which == ENDPOINT) {
+        (Some(e), true) => format!("{} at {}", e.model, e.url),
+        _ => format!("{} under lav's tool grammar", loader.model_name()),
+    }
+}
+
+/// A live run's provenance: who drove it ([`live_who`]), run now.
 pub(crate) fn live_prov(
     loader: &Arc<dyn Loader>,
     endpoint: &Option<Endpoint>,
     which: &str,
 ) -> Provenance {
-    let who = match (endpoint, which == ENDPOINT) {
-        (Some(e), true) => format!("{} at {}", e.model, e.url),
-        _ => format!("{} under lav's tool grammar", loader.model_name()),
-    };
-    Provenance::model(format!("{who}, run now; times measured on this machine"))
+    Provenance::model(format!(
+        "{}, run now; times measured on this machine",
+        live_who(loader, endpoint, which)
+    ))
 }
 
 /// A lab's opener that takes an endpoint to offer as a driver.
@@ -113,8 +124,9 @@ pub fn register_with_endpoint(
     endpoint: Endpoint,
 ) {
     register(catalogue, loader.clone());
-    let with: [(&str, EndpointOpener); 4] = [
+    let with: [(&str, EndpointOpener); 5] = [
         ("workflow-patterns", workflow_patterns::open_with),
+        ("context-engineering", context_engineering::open_with),
         ("planning-reflection", planning_reflection::open_with),
         ("evals-diagnostics", evals_diagnostics::open_with),
         ("capstone-three-designs", capstone_three_designs::open_with),

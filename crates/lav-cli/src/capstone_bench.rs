@@ -59,8 +59,7 @@ pub fn run(
             recorded: provenance("lav bench --capstone --record"),
             runs: runs.clone(),
         };
-        std::fs::write(&path, serde_json::to_string(&rec)? + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::workflows_bench::save_recording(&path, &rec)?;
         eprintln!("recorded {} runs to {}", runs.len(), path.display());
     }
     let refs: Vec<&DesignRun> = runs.iter().collect();

@@ -52,14 +52,10 @@ pub fn run(g: &Global, format: WeightFormat, record: Option<Option<PathBuf>>) ->
             driver: format!(
                 "{name} under lav's runtime (scripted lookups; the model writes the summaries and the answer)"
             ),
-            recorded: format!(
-                "recorded with `lav bench --context --record` on {} cores",
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            ),
+            recorded: crate::workflows_bench::provenance("lav bench --context --record"),
             runs,
         };
-        std::fs::write(&path, serde_json::to_string(&rec)? + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::workflows_bench::save_recording(&path, &rec)?;
         eprintln!("recorded to {}", path.display());
     }
     Ok(())

@@ -62,8 +62,7 @@ pub fn run(g: &Global, format: WeightFormat, record: Option<Option<PathBuf>>) ->
             recorded: provenance("lav bench --context-failures --record"),
             runs,
         };
-        std::fs::write(&path, serde_json::to_string(&rec)? + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::workflows_bench::save_recording(&path, &rec)?;
         eprintln!("recorded to {}", path.display());
     }
     Ok(())

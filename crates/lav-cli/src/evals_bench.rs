@@ -115,8 +115,7 @@ pub fn run(g: &Global, format: WeightFormat, record: Option<Option<PathBuf>>) ->
             judge,
             trials,
         };
-        std::fs::write(&path, serde_json::to_string(&rec)? + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::workflows_bench::save_recording(&path, &rec)?;
         eprintln!("recorded to {}", path.display());
     }
     let pct = |r: Option<f64>| r.map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0));

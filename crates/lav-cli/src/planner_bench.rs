@@ -52,8 +52,7 @@ pub fn run(
             recorded: provenance("lav bench --planner --record"),
             runs: runs.clone(),
         };
-        std::fs::write(&path, serde_json::to_string(&rec)? + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::workflows_bench::save_recording(&path, &rec)?;
         eprintln!("recorded {} runs to {}", runs.len(), path.display());
     }
     println!("Driven by {who}.");

@@ -76,8 +76,7 @@ pub fn run(g: &Global, format: WeightFormat, plan: Plan) -> Result<()> {
             recorded: provenance("lav bench --workflows --record"),
             runs: runs.clone(),
         };
-        std::fs::write(&path, serde_json::to_string(&rec)? + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::workflows_bench::save_recording(&path, &rec)?;
         eprintln!("recorded {} runs to {}", runs.len(), path.display());
     }
     let refs: Vec<&PatternRun> = runs.iter().collect();
@@ -135,6 +134,12 @@ pub(crate) fn driver(
             }
         }
     })
+}
+
+/// Writes a recording as one line of JSON.
+pub(crate) fn save_recording(path: &std::path::Path, rec: &impl serde::Serialize) -> Result<()> {
+    std::fs::write(path, serde_json::to_string(rec)? + "\n")
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// Where a recording says it came from: the date, the command and the cores.

@@ -490,6 +490,20 @@ fn every_worked_example_is_written_as_the_grammar_makes_the_model_write_it() {
     assert!(accepts(&block));
 }
 
+/// The workflow backend on this machine's SmolLM2 under the tool grammar.
+fn local_shop() -> lav_labs_agents::workflows::Shop {
+    use lav_labs_agents::workflows::{Driver, Shop};
+    let tok = lav_testkit::tokenizer_arc();
+    Shop {
+        driver: Driver::Local {
+            model: lav_testkit::model_arc(),
+            trie: std::sync::Arc::new(lav_local::vocab_trie(&tok)),
+            tok,
+            name: "SmolLM2".into(),
+        },
+    }
+}
+
 /// The rule, computed here from a node tree's own times (independently of
 /// `Node::rule_seconds`).
 fn rule_by_hand(n: &lav_agent::workflow::Node) -> f64 {
@@ -613,22 +627,14 @@ fn workflow_patterns_shows_each_recorded_run_as_the_runtime_recorded_it() {
 #[test]
 fn a_workflow_runs_live_on_the_real_model_with_its_figures_from_the_runtime() {
     use lav_agent::workflow::Shape;
-    use lav_labs_agents::workflows::{self, Driver, PatternRun, Shop};
+    use lav_labs_agents::workflows::{self, PatternRun};
     let labs = lav_testkit::labs_dir();
     let task = workflows::labelled(&labs)
         .unwrap()
         .into_iter()
         .find(|t| t.id == "arith-01")
         .unwrap();
-    let tok = lav_testkit::tokenizer_arc();
-    let shop = Shop {
-        driver: Driver::Local {
-            model: lav_testkit::model_arc(),
-            trie: std::sync::Arc::new(lav_local::vocab_trie(&tok)),
-            tok,
-            name: "SmolLM2".into(),
-        },
-    };
+    let shop = local_shop();
     let (name, flow) = workflows::patterns()
         .into_iter()
         .find(|(n, _)| *n == "routing")
@@ -897,18 +903,9 @@ fn planning_reflection_shows_each_recorded_plan_as_the_planner_ran_it() {
 #[test]
 fn the_planner_runs_live_on_the_real_model_under_its_caps() {
     use lav_labs_agents::planning::{self, PlanRun};
-    use lav_labs_agents::workflows::{Driver, Shop};
     let labs = lav_testkit::labs_dir();
     let task = planning::load(&labs).unwrap().remove(0);
-    let tok = lav_testkit::tokenizer_arc();
-    let shop = Shop {
-        driver: Driver::Local {
-            model: lav_testkit::model_arc(),
-            trie: std::sync::Arc::new(lav_local::vocab_trie(&tok)),
-            tok,
-            name: "SmolLM2".into(),
-        },
-    };
+    let shop = local_shop();
     let (name, caps) = planning::presets().remove(1);
     let r = PlanRun::run(&shop, &task, name, caps).unwrap();
     let o = &r.outcome;
@@ -1197,22 +1194,9 @@ fn the_capstone_scorecard_is_reproducible_from_its_recorded_runs() {
 #[test]
 fn every_capstone_design_completes_live_on_the_real_model() {
     use lav_labs_agents::capstone::{self, DESIGNS, FullShop};
-    use lav_labs_agents::workflows::{Driver, Shop};
     let labs = lav_testkit::labs_dir();
     let task = capstone::tasks(&labs).unwrap().remove(0);
-    let tok = lav_testkit::tokenizer_arc();
-    let full = FullShop::new(
-        Shop {
-            driver: Driver::Local {
-                model: lav_testkit::model_arc(),
-                trie: std::sync::Arc::new(lav_local::vocab_trie(&tok)),
-                tok,
-                name: "SmolLM2".into(),
-            },
-        },
-        &labs,
-    )
-    .unwrap();
+    let full = FullShop::new(local_shop(), &labs).unwrap();
     for d in DESIGNS {
         let r = capstone::run(&full, &task, d).unwrap();
         assert!(r.model_calls >= 1, "{d}");

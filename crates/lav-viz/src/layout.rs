@@ -519,6 +519,16 @@ fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32)
                 .min(p.heatmap_width / rows as f32)
                 .min(p.max_cell);
             let (w, hh) = (cell * cols as f32, cell * rows as f32);
+            // Row and column names where they are few enough to read; the column
+            // names take a band above the cells, inside the item, so the title
+            // (above the item) never sits on them.
+            let named = cell >= p.label * 0.8;
+            let name_h = p.label.min(cell);
+            let head = if named && !h.cols.is_empty() {
+                1.6 * name_h
+            } else {
+                0.0
+            };
             let from = format!("{} × {}", h.row_axis, h.col_axis);
             out.heatmaps.push(HeatRef {
                 heatmap: h.clone(),
@@ -529,24 +539,23 @@ fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32)
             let hid = out.heatmaps.len() - 1;
             out.regions.push(Region {
                 id: format!("{}/cells", item.id),
-                min: [0.0, -hh, 0.0],
-                max: [w, 0.0, 0.0],
+                min: [0.0, -head - hh, 0.0],
+                max: [w, -head, 0.0],
             });
             out.visuals.push(Visual {
                 item: i,
-                shape: grid(h, [w / 2.0, -hh / 2.0, 0.0], [w, hh], Plane::Wall),
+                shape: grid(h, [w / 2.0, -head - hh / 2.0, 0.0], [w, hh], Plane::Wall),
                 pick: Some(Pick::Cells { heatmap: hid }),
             });
-            // Row and column names where they are few enough to read.
-            if cell >= p.label * 0.8 {
+            if named {
                 for (r, name) in h.rows.iter().enumerate() {
                     out.visuals.push(Visual {
                         item: i,
                         shape: Shape::Label {
-                            at: [-0.1, -(r as f32 + 0.2) * cell, 0.0],
+                            at: [-0.1, -head - (r as f32 + 0.2) * cell, 0.0],
                             text: name.clone(),
                             color: Rgb(0xdd, 0xdd, 0xdd),
-                            height: p.label.min(cell),
+                            height: name_h,
                             right: true,
                         },
                         pick: None,
@@ -556,17 +565,17 @@ fn flat(out: &mut Layout, i: usize, item: &Item, p: &LayoutParams) -> (f32, f32)
                     out.visuals.push(Visual {
                         item: i,
                         shape: Shape::Label {
-                            at: [(c as f32 + 0.1) * cell, 0.5 * p.label, 0.0],
+                            at: [(c as f32 + 0.1) * cell, -head + 0.5 * name_h, 0.0],
                             text: name.clone(),
                             color: Rgb(0xdd, 0xdd, 0xdd),
-                            height: p.label.min(cell),
+                            height: name_h,
                             right: false,
                         },
                         pick: None,
                     });
                 }
             }
-            (w, hh)
+            (w, hh + head)
         }
         Primitive::TensorBlock(t) => {
             // Log-scaled sides: a 49,152 × 576 table still fits on screen.

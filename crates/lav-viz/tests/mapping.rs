@@ -517,3 +517,40 @@ fn focus_patterns_follow_the_controls() {
     assert_eq!(p.yaw, 10.0);
     assert!(p.distance > 2.0 && p.distance < 20.0, "{}", p.distance);
 }
+
+/// A heatmap's column names get their own band inside the item, so the title above
+/// it and the names never share a line (they did on the evals matrix).
+#[test]
+fn a_heatmaps_column_names_sit_clear_of_its_title() {
+    let p = params();
+    let scene = Scene::new().with(Item::new(
+        "m",
+        "Failures",
+        Provenance::computed("labels"),
+        Primitive::Heatmap(heat(3, 4, |r, c| (r + c) as f32)),
+    ));
+    let l = layout::build(&scene, &p);
+    let label_at = |want: &str| {
+        l.visuals
+            .iter()
+            .find_map(|v| match &v.shape {
+                Shape::Label {
+                    text, at, height, ..
+                } if text == want => Some((at[1], *height)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no label {want}: {:?}", labels(&l)))
+    };
+    let (title_y, title_h) = label_at("Failures");
+    let cells = l.regions.iter().find(|r| r.id == "m/cells").unwrap();
+    for c in 0..4 {
+        let (y, h) = label_at(&format!("c{c}"));
+        // Neither text reaches the other, whichever way a label hangs from its point.
+        assert!(
+            title_y - y >= title_h.max(h),
+            "c{c}: {y} vs title {title_y}"
+        );
+        // The names are still above the cells, next to them.
+        assert!(y > cells.max[1] && y - cells.max[1] < 2.0 * h, "c{c}: {y}");
+    }
+}

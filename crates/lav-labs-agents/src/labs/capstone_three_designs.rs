@@ -5,13 +5,13 @@
 //! the traces side by side and the decision rule applied to the measured scorecard.
 //! Published multi-agent figures appear as reference.
 
-use super::{Context, Endpoint, RECORDED, driver_maker, driver_names, live_prov};
+use super::{Context, Endpoint, RECORDED, driver_names};
 use crate::agent_trace::clip;
 use crate::capstone::{self, DESIGNS, DesignRun, FullShop, Recording, Score};
 use crate::workflows::Shop;
 use lav_agent::tasks::Task;
 use lav_lab::items::{bar, bars, table, text};
-use lav_lab::job::{Job, State as JobState, progress_item};
+use lav_lab::job::Job;
 use lav_lab::{Control, Lab, LabError, LabState, Result, Step, Steps, Values};
 use lav_model::Loader;
 use lav_scene::*;
@@ -102,7 +102,7 @@ pub fn exposure(legs: [bool; 3]) -> String {
 
 impl CapstoneLab {
     fn recorded_prov(&self) -> Provenance {
-        Provenance::recorded(format!("{}, {}", self.rec.driver, self.rec.recorded))
+        super::recorded_prov(&self.rec.driver, &self.rec.recorded)
     }
 
     fn scorecard(&mut self, _: &Values) -> Result<Scene> {
@@ -204,31 +204,29 @@ impl CapstoneLab {
             .cloned()
             .ok_or_else(|| LabError::Input(format!("no customer question {task}")))?;
         let key = (which.clone(), task);
-        if self.live.ready(&key).is_none() {
-            let driver = driver_maker(&self.loader, &self.endpoint, &which);
-            let dir = self.dir.clone();
-            let state = self.live.get(&key, move |p| {
-                p.set(0, DESIGNS.len() as u64, "loading the model");
-                let full =
-                    FullShop::new(Shop { driver: driver()? }, &dir).map_err(LabError::Input)?;
-                let mut out = Vec::new();
-                for (i, d) in DESIGNS.iter().enumerate() {
-                    p.check()?;
-                    p.set(i as u64, DESIGNS.len() as u64, format!("{d}…"));
-                    out.push(capstone::run(&full, &t, d).map_err(LabError::Input)?);
-                }
-                Ok(out)
-            })?;
-            if let JobState::Running(p) = state {
-                return Ok(Err(progress_item(
-                    "progress",
-                    "Running every design on the question",
-                    p,
-                )));
+        let dir = self.dir.clone();
+        let work = move |shop: Shop, p: &lav_lab::job::Progress| {
+            let full = FullShop::new(shop, &dir).map_err(LabError::Input)?;
+            let mut out = Vec::new();
+            for (i, d) in DESIGNS.iter().enumerate() {
+                p.check()?;
+                p.set(i as u64, DESIGNS.len() as u64, format!("{d}…"));
+                out.push(capstone::run(&full, &t, d).map_err(LabError::Input)?);
             }
-        }
-        let runs = self.live.ready(&key).expect("ready").clone();
-        Ok(Ok((runs, live_prov(&self.loader, &self.endpoint, &which))))
+            Ok(out)
+        };
+        let d = super::Drivers {
+            loader: &self.loader,
+            endpoint: &self.endpoint,
+            which: &which,
+        };
+        super::live_run(
+            &mut self.live,
+            key,
+            d,
+            "Running every design on the question",
+            work,
+        )
     }
 
     fn traces(&mut self, v: &Values) -> Result<Scene> {

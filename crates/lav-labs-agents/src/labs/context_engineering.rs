@@ -6,9 +6,7 @@
 //! overflows, what it costs and whether the model's answer is right. Recorded runs
 //! play back; live runs use this machine's model.
 
-use super::{
-    Context, ENDPOINT, Endpoint, RECORDED, driver_maker, driver_names, live_prov, live_who,
-};
+use super::{Context, ENDPOINT, Endpoint, RECORDED, driver_names, live_who};
 use crate::context_failures::{self, ModeRun};
 use crate::long_task::{self, AuditRun, Setup};
 use lav_lab::items::{bar, bars, sig, table, text};
@@ -216,7 +214,7 @@ impl ContextLab {
                 .ok_or_else(|| {
                     LabError::Input("this setup is not in the recording: run it live".into())
                 })?;
-            let prov = Provenance::recorded(format!("{}, {}", self.rec.driver, self.rec.recorded));
+            let prov = super::recorded_prov(&self.rec.driver, &self.rec.recorded);
             return Ok(Ok((r, prov)));
         }
         let loader = self.loader.clone();
@@ -410,46 +408,36 @@ impl ContextLab {
                 .iter()
                 .filter_map(|f| self.failures.get(mode.name, *f).cloned())
                 .collect();
-            let prov = Provenance::recorded(format!(
-                "{}, {}",
-                self.failures.driver, self.failures.recorded
-            ));
+            let prov = super::recorded_prov(&self.failures.driver, &self.failures.recorded);
             return Ok(Ok((runs, prov)));
         }
         let which = v.text(&self.c.driver).to_string();
         let key = (which.clone(), mode.name.to_string());
-        if self.live_modes.ready(&key).is_none() {
-            let driver = driver_maker(&self.loader, &self.endpoint, &which);
-            let dir = self.dir.clone();
-            let state = self.live_modes.get(&key, move |p| {
-                p.set(0, 2, "loading the model");
-                let full = crate::capstone::FullShop::new(
-                    crate::workflows::Shop { driver: driver()? },
-                    &dir,
-                )
-                .map_err(LabError::Input)?;
-                let mut out = Vec::new();
-                for (i, fixed) in [false, true].into_iter().enumerate() {
-                    p.check()?;
-                    p.set(
-                        i as u64,
-                        2,
-                        if fixed {
-                            "the fixed context"
-                        } else {
-                            "the failing context"
-                        },
-                    );
-                    out.push(context_failures::run(&full, mode, fixed).map_err(LabError::Input)?);
-                }
-                Ok(out)
-            })?;
-            if let JobState::Running(p) = state {
-                return Ok(Err(progress_item("progress", "Running both contexts", p)));
+        let dir = self.dir.clone();
+        let work = move |shop: crate::workflows::Shop, p: &lav_lab::job::Progress| {
+            let full = crate::capstone::FullShop::new(shop, &dir).map_err(LabError::Input)?;
+            let mut out = Vec::new();
+            for (i, fixed) in [false, true].into_iter().enumerate() {
+                p.check()?;
+                p.set(
+                    i as u64,
+                    2,
+                    if fixed {
+                        "the fixed context"
+                    } else {
+                        "the failing context"
+                    },
+                );
+                out.push(context_failures::run(&full, mode, fixed).map_err(LabError::Input)?);
             }
-        }
-        let runs = self.live_modes.ready(&key).expect("ready").clone();
-        Ok(Ok((runs, live_prov(&self.loader, &self.endpoint, &which))))
+            Ok(out)
+        };
+        let d = super::Drivers {
+            loader: &self.loader,
+            endpoint: &self.endpoint,
+            which: &which,
+        };
+        super::live_run(&mut self.live_modes, key, d, "Running both contexts", work)
     }
 
     fn failures(&mut self, v: &Values) -> Result<Scene> {
@@ -535,7 +523,7 @@ impl ContextLab {
         scene.push(table(
             "modes",
             "All four modes, recorded",
-            Provenance::recorded(format!("{}, {}", rec.driver, rec.recorded)),
+            super::recorded_prov(&rec.driver, &rec.recorded),
             &["mode", "failing context", "fixed context"],
             context_failures::MODES
                 .iter()

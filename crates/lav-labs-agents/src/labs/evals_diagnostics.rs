@@ -6,14 +6,14 @@
 //! errors. The learner's labels are control values, so every renderer (and `lav lab
 //! --set`) labels the same way.
 
-use super::{Context, Endpoint, RECORDED, driver_maker, driver_names, live_prov};
+use super::{Context, Endpoint, RECORDED, driver_names};
 use crate::agent_trace::clip;
 use crate::eval_traces::{self, CATEGORIES, Curves, Judged, Label, Recording, TURNS, turn_name};
 use crate::workflows::Shop;
 use lav_agent::evals::{self, Confusion, Matrix};
 use lav_agent::tasks::{self, Task};
 use lav_lab::items::{bar, bars, sig, table, text};
-use lav_lab::job::{Job, State as JobState, progress_item};
+use lav_lab::job::Job;
 use lav_lab::{Control, Lab, LabError, LabState, Result, Step, Steps, Values};
 use lav_model::Loader;
 use lav_scene::*;
@@ -181,7 +181,7 @@ fn reference_describe(l: &Label) -> String {
 
 impl EvalLab {
     fn recorded_prov(&self) -> Provenance {
-        Provenance::recorded(format!("{}, {}", self.rec.driver, self.rec.recorded))
+        super::recorded_prov(&self.rec.driver, &self.rec.recorded)
     }
 
     fn mine(&self, i: usize, v: &Values) -> Mine {
@@ -390,34 +390,32 @@ impl EvalLab {
         if which == RECORDED {
             return Ok(Ok((self.rec.judge.clone(), self.recorded_prov())));
         }
-        if self.live.ready(&which).is_none() {
-            let driver = driver_maker(&self.loader, &self.endpoint, &which);
-            let (traces, tasks) = (self.rec.traces.clone(), self.tasks.clone());
-            let state = self.live.get(&which, move |p| {
-                p.set(0, traces.len() as u64, "loading the model");
-                let shop = Shop { driver: driver()? };
-                let mut out = Vec::new();
-                for (i, t) in traces.iter().enumerate() {
-                    p.check()?;
-                    p.set(i as u64, traces.len() as u64, format!("judging {}…", t.id));
-                    let mut llm = lav_agent::workflow::Backend::llm(&shop, 0);
-                    out.extend(
-                        eval_traces::judge_all(llm.as_mut(), std::slice::from_ref(t), &tasks)
-                            .map_err(LabError::Input)?,
-                    );
-                }
-                Ok(out)
-            })?;
-            if let JobState::Running(p) = state {
-                return Ok(Err(progress_item(
-                    "progress",
-                    "The judge reads every trace",
-                    p,
-                )));
+        let (traces, tasks) = (self.rec.traces.clone(), self.tasks.clone());
+        let work = move |shop: Shop, p: &lav_lab::job::Progress| {
+            let mut out = Vec::new();
+            for (i, t) in traces.iter().enumerate() {
+                p.check()?;
+                p.set(i as u64, traces.len() as u64, format!("judging {}…", t.id));
+                let mut llm = lav_agent::workflow::Backend::llm(&shop, 0);
+                out.extend(
+                    eval_traces::judge_all(llm.as_mut(), std::slice::from_ref(t), &tasks)
+                        .map_err(LabError::Input)?,
+                );
             }
-        }
-        let j = self.live.ready(&which).expect("ready").clone();
-        Ok(Ok((j, live_prov(&self.loader, &self.endpoint, &which))))
+            Ok(out)
+        };
+        let d = super::Drivers {
+            loader: &self.loader,
+            endpoint: &self.endpoint,
+            which: &which,
+        };
+        super::live_run(
+            &mut self.live,
+            which.clone(),
+            d,
+            "The judge reads every trace",
+            work,
+        )
     }
 
     fn judge(&mut self, v: &Values) -> Result<Scene> {

@@ -10,10 +10,11 @@ pub mod security_trifecta;
 pub mod tool_use;
 pub mod workflow_patterns;
 
-use crate::workflows::Driver;
+use crate::workflows::{Driver, Shop};
+use lav_lab::job::{Job, Progress, State as JobState, progress_item};
 use lav_lab::{Catalogue, LabError, ResultExt, TrackOpener};
 use lav_model::Loader;
-use lav_scene::Provenance;
+use lav_scene::{Item, Provenance};
 use std::sync::Arc;
 
 /// What a lab may use when it opens: the labs folder (for its data files) and the
@@ -93,6 +94,47 @@ pub(crate) fn live_prov(
         "{}, run now; times measured on this machine",
         live_who(loader, endpoint, which)
     ))
+}
+
+/// Who drives a live run: the loader, the configured endpoint and the `driver`
+/// control's value.
+pub(crate) struct Drivers<'a> {
+    pub loader: &'a Arc<dyn Loader>,
+    pub endpoint: &'a Option<Endpoint>,
+    pub which: &'a str,
+}
+
+/// A live run on a shop driven as `d` says: on the first ask `work` starts in the
+/// background (the driver is made on the job's thread), a progress item titled
+/// `title` stands in until it is done, then the run comes back with who drove it.
+pub(crate) fn live_run<K, T>(
+    job: &mut Job<K, T>,
+    key: K,
+    d: Drivers,
+    title: &str,
+    work: impl FnOnce(Shop, &Progress) -> lav_lab::Result<T> + Send + 'static,
+) -> lav_lab::Result<Result<(T, Provenance), Item>>
+where
+    K: PartialEq + Clone,
+    T: Clone + Send + 'static,
+{
+    if job.ready(&key).is_none() {
+        let driver = driver_maker(d.loader, d.endpoint, d.which);
+        let state = job.get(&key, move |p| {
+            p.set(0, 1, "loading the model");
+            work(Shop { driver: driver()? }, p)
+        })?;
+        if let JobState::Running(p) = state {
+            return Ok(Err(progress_item("progress", title, p)));
+        }
+    }
+    let run = job.ready(&key).expect("ready").clone();
+    Ok(Ok((run, live_prov(d.loader, d.endpoint, d.which))))
+}
+
+/// A recording's provenance: who drove it and when and how it was recorded.
+pub(crate) fn recorded_prov(driver: &str, recorded: &str) -> Provenance {
+    Provenance::recorded(format!("{driver}, {recorded}"))
 }
 
 /// A lab's opener that takes an endpoint to offer as a driver.

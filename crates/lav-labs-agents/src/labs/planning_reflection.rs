@@ -5,13 +5,13 @@
 //! Each task has a deterministic checker, so a failure is a real failure; calls and
 //! tokens are the runs' own. Recorded by `lav bench --planner --record`, or run live.
 
-use super::{Context, Endpoint, RECORDED, driver_maker, driver_names, live_prov};
+use super::{Context, Endpoint, RECORDED, driver_names};
 use crate::agent_trace::clip;
 use crate::planning::{self, PlanRun, PlanTask, Recording};
 use crate::workflows::Shop;
 use lav_agent::planner::{Attempt, Caps, Outcome, Plan};
 use lav_lab::items::{bar, bars, sig, table, text};
-use lav_lab::job::{Job, State as JobState, progress_item};
+use lav_lab::job::Job;
 use lav_lab::{Control, Lab, LabError, LabState, Result, Step, Steps, Values};
 use lav_model::Loader;
 use lav_scene::*;
@@ -114,7 +114,7 @@ impl PlanningLab {
                     planning::RECORDING
                 ))
             })?;
-            let prov = Provenance::recorded(format!("{}, {}", self.rec.driver, self.rec.recorded));
+            let prov = super::recorded_prov(&self.rec.driver, &self.rec.recorded);
             return Ok(Ok((run, prov)));
         }
         let t = self
@@ -125,24 +125,22 @@ impl PlanningLab {
             .ok_or_else(|| LabError::Input(format!("no planning task {task}")))?;
         let caps = preset(&name)?;
         let key = (which.clone(), task, name.clone());
-        if self.live.ready(&key).is_none() {
-            let driver = driver_maker(&self.loader, &self.endpoint, &which);
-            let state = self.live.get(&key, move |p| {
-                p.set(0, 1, "loading the model");
-                let shop = Shop { driver: driver()? };
-                p.set(0, 1, "planning, executing and reflecting…");
-                PlanRun::run(&shop, &t, &name, caps).map_err(LabError::Input)
-            })?;
-            if let JobState::Running(p) = state {
-                return Ok(Err(progress_item(
-                    "progress",
-                    "Running the planner on the task",
-                    p,
-                )));
-            }
-        }
-        let run = self.live.ready(&key).expect("ready").clone();
-        Ok(Ok((run, live_prov(&self.loader, &self.endpoint, &which))))
+        let work = move |shop: Shop, p: &lav_lab::job::Progress| {
+            p.set(0, 1, "planning, executing and reflecting…");
+            PlanRun::run(&shop, &t, &name, caps).map_err(LabError::Input)
+        };
+        let d = super::Drivers {
+            loader: &self.loader,
+            endpoint: &self.endpoint,
+            which: &which,
+        };
+        super::live_run(
+            &mut self.live,
+            key,
+            d,
+            "Running the planner on the task",
+            work,
+        )
     }
 
     fn tree(&mut self, v: &Values) -> Result<Scene> {
@@ -209,7 +207,7 @@ impl PlanningLab {
     /// Every task under every preset, from the recording (a live sweep is twelve
     /// planner runs, several minutes on a laptop: `lav bench --planner` runs it).
     fn compare(&mut self, _: &Values) -> Result<Scene> {
-        let prov = Provenance::recorded(format!("{}, {}", self.rec.driver, self.rec.recorded));
+        let prov = super::recorded_prov(&self.rec.driver, &self.rec.recorded);
         let mut rows = Vec::new();
         let mut totals = Vec::new();
         for (name, caps) in planning::presets() {

@@ -7,13 +7,13 @@
 //! OpenAI-compatible endpoint) or played back from a recording, and every item says
 //! which.
 
-use super::{Context, Endpoint, RECORDED, driver_maker, driver_names, live_prov};
+use super::{Context, Endpoint, RECORDED, driver_names};
 use crate::agent_trace::clip;
 use crate::workflows::{self, PatternRun, Recording, Shop};
 use lav_agent::tasks::Task;
 use lav_agent::workflow::{Node, Shape};
 use lav_lab::items::{bar, bars, sig, table, text};
-use lav_lab::job::{Job, State as JobState, progress_item};
+use lav_lab::job::Job;
 use lav_lab::{Control, Lab, LabError, LabState, Result, Step, Steps, Values};
 use lav_model::Loader;
 use lav_scene::*;
@@ -89,22 +89,28 @@ impl LabState for WorkflowLab {
 }
 
 /// Runs of one task or of the whole set, or the progress of the job making them.
-enum Runs<'a> {
-    Ready(Vec<&'a PatternRun>, Provenance),
+enum Runs {
+    Ready(Vec<PatternRun>, Provenance),
     Running(Item),
 }
 
 impl WorkflowLab {
     fn recorded_prov(&self) -> Provenance {
-        Provenance::recorded(format!("{}, {}", self.rec.driver, self.rec.recorded))
+        super::recorded_prov(&self.rec.driver, &self.rec.recorded)
     }
 
     /// Every pattern's run on `task`.
-    fn task_runs(&mut self, v: &Values, task: &str) -> Result<Runs<'_>> {
+    fn task_runs(&mut self, v: &Values, task: &str) -> Result<Runs> {
         let which = v.text(&self.c.driver).to_string();
         if which == RECORDED {
             let prov = self.recorded_prov();
-            let runs = self.rec.runs.iter().filter(|r| r.task == task).collect();
+            let runs = self
+                .rec
+                .runs
+                .iter()
+                .filter(|r| r.task == task)
+                .cloned()
+                .collect();
             return Ok(Runs::Ready(runs, prov));
         }
         let t = self
@@ -114,31 +120,31 @@ impl WorkflowLab {
             .cloned()
             .ok_or_else(|| LabError::Input(format!("no labelled task {task}")))?;
         let key = (which.clone(), task.to_string());
-        if self.live.ready(&key).is_none() {
-            let driver = driver_maker(&self.loader, &self.endpoint, &which);
-            let state = self.live.get(&key, move |p| {
-                p.set(0, 1, "loading the model");
-                let shop = Shop { driver: driver()? };
-                let all = workflows::patterns();
-                let mut out = Vec::new();
-                for (i, (name, flow)) in all.iter().enumerate() {
-                    p.check()?;
-                    p.set(i as u64, all.len() as u64, format!("{name}…"));
-                    out.push(PatternRun::run(&shop, &t, name, flow).map_err(LabError::Input)?);
-                }
-                Ok(out)
-            })?;
-            if let JobState::Running(p) = state {
-                return Ok(Runs::Running(progress_item(
-                    "progress",
-                    "Running every pattern on the task",
-                    p,
-                )));
+        let d = super::Drivers {
+            loader: &self.loader,
+            endpoint: &self.endpoint,
+            which: &which,
+        };
+        let work = move |shop: Shop, p: &lav_lab::job::Progress| {
+            let all = workflows::patterns();
+            let mut out = Vec::new();
+            for (i, (name, flow)) in all.iter().enumerate() {
+                p.check()?;
+                p.set(i as u64, all.len() as u64, format!("{name}…"));
+                out.push(PatternRun::run(&shop, &t, name, flow).map_err(LabError::Input)?);
             }
+            Ok(out)
+        };
+        match super::live_run(
+            &mut self.live,
+            key,
+            d,
+            "Running every pattern on the task",
+            work,
+        )? {
+            Err(progress) => Ok(Runs::Running(progress)),
+            Ok((runs, prov)) => Ok(Runs::Ready(runs, prov)),
         }
-        let prov = live_prov(&self.loader, &self.endpoint, &which);
-        let runs = self.live.ready(&key).expect("ready").iter().collect();
-        Ok(Runs::Ready(runs, prov))
     }
 
     fn compare(&mut self, v: &Values) -> Result<Scene> {

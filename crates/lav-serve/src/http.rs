@@ -152,7 +152,7 @@ async fn serve(state: Arc<AppState>, plan: Plan) -> Result<Response, ApiError> {
         texts: (0..n).map(|_| ChoiceText::new(&plan.stop)).collect(),
         finish: vec![None; n],
         tokens: vec![0; n],
-        cached: vec![0; n],
+        cached: 0,
         rx,
         ids,
         state: state.clone(),
@@ -174,8 +174,9 @@ struct Run {
     texts: Vec<ChoiceText>,
     finish: Vec<Option<&'static str>>,
     tokens: Vec<usize>,
-    /// Per choice, the prompt tokens the engine's prefix cache held.
-    cached: Vec<usize>,
+    /// The prompt tokens the engine's prefix cache held for the first choice (the
+    /// prompt is counted once for all choices, so are its cached tokens).
+    cached: usize,
     rx: tmpsc::UnboundedReceiver<Event>,
     ids: Vec<SeqId>,
     state: Arc<AppState>,
@@ -222,7 +223,7 @@ impl Run {
                 break;
             };
             match ev {
-                Event::Started { index, cached } => self.cached[index] = cached,
+                Event::Started { index: 0, cached } => self.cached = cached,
                 Event::Token { index, token } if self.finish[index].is_none() => {
                     self.tokens[index] += 1;
                     let t = &mut self.texts[index];
@@ -264,13 +265,11 @@ impl Run {
 
     fn usage(&self) -> Value {
         let completion: usize = self.tokens.iter().sum();
-        // The prompt is counted once for all choices, so are its cached tokens: the
-        // first choice's (the others share its blocks).
         json!({
             "prompt_tokens": self.plan.prompt.len(),
             "completion_tokens": completion,
             "total_tokens": self.plan.prompt.len() + completion,
-            "prompt_tokens_details": {"cached_tokens": self.cached.first().copied().unwrap_or(0)},
+            "prompt_tokens_details": {"cached_tokens": self.cached},
         })
     }
 

@@ -215,15 +215,10 @@ impl CapstoneLab {
             }
             Ok(out)
         };
-        let d = super::Drivers {
-            loader: &self.loader,
-            endpoint: &self.endpoint,
-            which: &which,
-        };
         super::live_run(
             &mut self.live,
             key,
-            d,
+            (&self.loader, &self.endpoint, &which),
             "Running every design on the question",
             work,
         )

@@ -432,12 +432,13 @@ impl ContextLab {
             }
             Ok(out)
         };
-        let d = super::Drivers {
-            loader: &self.loader,
-            endpoint: &self.endpoint,
-            which: &which,
-        };
-        super::live_run(&mut self.live_modes, key, d, "Running both contexts", work)
+        super::live_run(
+            &mut self.live_modes,
+            key,
+            (&self.loader, &self.endpoint, &which),
+            "Running both contexts",
+            work,
+        )
     }
 
     fn failures(&mut self, v: &Values) -> Result<Scene> {

@@ -404,15 +404,10 @@ impl EvalLab {
             }
             Ok(out)
         };
-        let d = super::Drivers {
-            loader: &self.loader,
-            endpoint: &self.endpoint,
-            which: &which,
-        };
         super::live_run(
             &mut self.live,
             which.clone(),
-            d,
+            (&self.loader, &self.endpoint, &which),
             "The judge reads every trace",
             work,
         )

@@ -96,21 +96,14 @@ pub(crate) fn live_prov(
     ))
 }
 
-/// Who drives a live run: the loader, the configured endpoint and the `driver`
-/// control's value.
-pub(crate) struct Drivers<'a> {
-    pub loader: &'a Arc<dyn Loader>,
-    pub endpoint: &'a Option<Endpoint>,
-    pub which: &'a str,
-}
-
-/// A live run on a shop driven as `d` says: on the first ask `work` starts in the
-/// background (the driver is made on the job's thread), a progress item titled
-/// `title` stands in until it is done, then the run comes back with who drove it.
+/// A live run on a shop driven by `which` (a `driver` control value): on the first
+/// ask `work` starts in the background (the driver is made on the job's thread), a
+/// progress item titled `title` stands in until it is done, then the run comes back
+/// with who drove it.
 pub(crate) fn live_run<K, T>(
     job: &mut Job<K, T>,
     key: K,
-    d: Drivers,
+    (loader, endpoint, which): (&Arc<dyn Loader>, &Option<Endpoint>, &str),
     title: &str,
     work: impl FnOnce(Shop, &Progress) -> lav_lab::Result<T> + Send + 'static,
 ) -> lav_lab::Result<Result<(T, Provenance), Item>>
@@ -119,7 +112,7 @@ where
     T: Clone + Send + 'static,
 {
     if job.ready(&key).is_none() {
-        let driver = driver_maker(d.loader, d.endpoint, d.which);
+        let driver = driver_maker(loader, endpoint, which);
         let state = job.get(&key, move |p| {
             p.set(0, 1, "loading the model");
             work(Shop { driver: driver()? }, p)
@@ -129,7 +122,7 @@ where
         }
     }
     let run = job.ready(&key).expect("ready").clone();
-    Ok(Ok((run, live_prov(d.loader, d.endpoint, d.which))))
+    Ok(Ok((run, live_prov(loader, endpoint, which))))
 }
 
 /// A recording's provenance: who drove it and when and how it was recorded.

@@ -129,15 +129,10 @@ impl PlanningLab {
             p.set(0, 1, "planning, executing and reflecting…");
             PlanRun::run(&shop, &t, &name, caps).map_err(LabError::Input)
         };
-        let d = super::Drivers {
-            loader: &self.loader,
-            endpoint: &self.endpoint,
-            which: &which,
-        };
         super::live_run(
             &mut self.live,
             key,
-            d,
+            (&self.loader, &self.endpoint, &which),
             "Running the planner on the task",
             work,
         )

@@ -120,11 +120,6 @@ impl WorkflowLab {
             .cloned()
             .ok_or_else(|| LabError::Input(format!("no labelled task {task}")))?;
         let key = (which.clone(), task.to_string());
-        let d = super::Drivers {
-            loader: &self.loader,
-            endpoint: &self.endpoint,
-            which: &which,
-        };
         let work = move |shop: Shop, p: &lav_lab::job::Progress| {
             let all = workflows::patterns();
             let mut out = Vec::new();
@@ -138,7 +133,7 @@ impl WorkflowLab {
         match super::live_run(
             &mut self.live,
             key,
-            d,
+            (&self.loader, &self.endpoint, &which),
             "Running every pattern on the task",
             work,
         )? {

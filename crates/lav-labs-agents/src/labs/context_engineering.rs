@@ -611,7 +611,7 @@ impl ContextLab {
                     if run.engine_cached.iter().all(Option::is_none) {
                         "unavailable: the endpoint's replies carry no usage.prompt_tokens_details.cached_tokens".into()
                     } else {
-                        "each view was also sent to the endpoint for one token; the bars above are the cached_tokens it reported (block-sized steps: an engine caches whole KV blocks)".into()
+                        "each view was also sent to the endpoint for one token; the chart of hits per view shows the cached_tokens it reported (in steps of whole KV blocks, as an engine caches them), beside the tokenizer's count of what could be shared".into()
                     }
                 } else {
                     match run.views.iter().filter_map(|v| v.cached).max() {
